@@ -1,0 +1,293 @@
+//! Command line and configuration: flags with environment fallbacks
+//! (`clap` derive, `long, env`), plus a TOML file for the structured parts
+//! (the acting accounts). Every setting is listed in the README.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::domain::AccountId;
+use crate::telemetry::LogFormat;
+use crate::upstream::{AccountCredentials, AccountSettings};
+
+/// The default PostgreSQL URL: the local server, database `account_link`
+/// (created if missing).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/account_link";
+
+/// The default upstream-token HMAC key. Override it (same value on every
+/// replica) to keep upstream ClientTokens unpredictable to outsiders.
+pub const DEFAULT_UPSTREAM_TOKEN_KEY: &str = "account-link-service/upstream-client-token/v1";
+
+/// `account-link-service`: gRPC front for the WorkSpaces account-link API.
+#[derive(Debug, Parser)]
+#[command(name = "account-link-service", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API.
+    Serve(Box<ServeArgs>),
+    /// Run the local WorkSpaces account-link emulator (AWS JSON 1.1 over HTTP).
+    Emulator(EmulatorArgs),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+/// `serve` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// gRPC listen address.
+    #[arg(long, env = "ACCOUNT_LINK_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// PostgreSQL URL; the database is created if missing and migrated.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Maximum PostgreSQL connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    /// Development mode: runs the WorkSpaces emulator in-process (unless
+    /// --aws-endpoint-url is given) and accepts any 12-digit acting account
+    /// with emulator credentials. Never use against real AWS.
+    #[arg(long, env = "ACCOUNT_LINK_DEV")]
+    pub dev: bool,
+    /// TOML file with the acting accounts (see README).
+    #[arg(long, env = "ACCOUNT_LINK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// AWS endpoint override (e.g. a standalone emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// AWS Region (default: the aws-config chain; us-east-1 in --dev).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// SDK retry: maximum attempts per AWS call (standard retry mode).
+    #[arg(long, env = "AWS_MAX_ATTEMPTS", default_value_t = 3)]
+    pub aws_max_attempts: u32,
+    /// Deadline of one AWS call including SDK retries, in seconds.
+    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_TIMEOUT_SECS", default_value_t = 20)]
+    pub upstream_timeout_secs: u64,
+    /// Lease of an in-progress client-token record, in seconds; must exceed
+    /// --upstream-timeout-secs.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_CLIENT_TOKEN_LEASE_SECS",
+        default_value_t = 60
+    )]
+    pub client_token_lease_secs: u64,
+    /// How long client-token records are kept, in hours.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_CLIENT_TOKEN_TTL_HOURS",
+        default_value_t = 24
+    )]
+    pub client_token_ttl_hours: u64,
+    /// Interval of the expired-record purge, in seconds.
+    #[arg(long, env = "ACCOUNT_LINK_PURGE_INTERVAL_SECS", default_value_t = 300)]
+    pub purge_interval_secs: u64,
+    /// HMAC key deriving upstream ClientTokens; identical on every replica.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_UPSTREAM_TOKEN_KEY",
+        default_value = DEFAULT_UPSTREAM_TOKEN_KEY,
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub upstream_token_key: String,
+    /// Grace period for in-flight RPCs at shutdown, in seconds.
+    #[arg(long, env = "ACCOUNT_LINK_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServeArgs {
+    /// Settings with the defaults above and `database_url`, for tests and
+    /// embedding (no environment or command line is read).
+    pub fn with_database_url(database_url: impl Into<String>) -> Self {
+        let mut args = Cli::parse_from(["account-link-service", "serve"]);
+        // `parse_from` reads env fallbacks; reset what tests must control.
+        let Command::Serve(serve) = &mut args.command else {
+            unreachable!("parsed the serve subcommand")
+        };
+        let mut serve = (**serve).clone();
+        serve.database_url = database_url.into();
+        serve.aws_endpoint_url = None;
+        serve.config = None;
+        serve
+    }
+
+    /// `--upstream-timeout-secs` as a duration.
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_secs)
+    }
+
+    /// `--client-token-lease-secs` as a duration.
+    pub fn client_token_lease(&self) -> Duration {
+        Duration::from_secs(self.client_token_lease_secs)
+    }
+
+    /// `--client-token-ttl-hours` as a duration.
+    pub fn client_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.client_token_ttl_hours.saturating_mul(3600))
+    }
+}
+
+/// `emulator` settings.
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "EMULATOR_LISTEN", default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+}
+
+/// `migrate` settings.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// PostgreSQL URL; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+/// The TOML configuration file.
+///
+/// ```toml
+/// [[accounts]]
+/// account_id = "111111111111"        # 12 digits
+/// # profile = "source-admin"         # optional: a shared-config profile;
+///                                     # omitted: the ambient aws-config chain
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The acting accounts.
+    #[serde(default)]
+    pub accounts: Vec<AccountEntry>,
+}
+
+/// One `[[accounts]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEntry {
+    /// The account id (12 digits).
+    pub account_id: String,
+    /// A named profile of the shared AWS config files.
+    pub profile: Option<String>,
+}
+
+/// A configuration file error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config file {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// An entry is invalid.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file cannot be read or parsed.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The validated account settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad or duplicate account id.
+    pub fn account_settings(&self) -> Result<Vec<AccountSettings>, ConfigError> {
+        let mut out: Vec<AccountSettings> = Vec::with_capacity(self.accounts.len());
+        for entry in &self.accounts {
+            let account_id = AccountId::parse(&entry.account_id).map_err(|e| {
+                ConfigError::Invalid(format!("accounts.account_id {:?}: {e}", entry.account_id))
+            })?;
+            if out.iter().any(|a| a.account_id == account_id) {
+                return Err(ConfigError::Invalid(format!(
+                    "account {account_id} listed twice"
+                )));
+            }
+            let credentials = match &entry.profile {
+                Some(p) => AccountCredentials::Profile(p.clone()),
+                None => AccountCredentials::Ambient,
+            };
+            out.push(AccountSettings {
+                account_id,
+                credentials,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_config_parses_accounts_and_rejects_bad_ids() {
+        let cfg: FileConfig = toml::from_str(
+            "[[accounts]]\naccount_id = \"111111111111\"\n[[accounts]]\naccount_id = \"222222222222\"\nprofile = \"t\"\n",
+        )
+        .unwrap();
+        let accounts = cfg.account_settings().unwrap();
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(
+            accounts[1].credentials,
+            AccountCredentials::Profile("t".into())
+        );
+        let bad: FileConfig = toml::from_str("[[accounts]]\naccount_id = \"1\"\n").unwrap();
+        assert!(bad.account_settings().is_err());
+        assert!(
+            toml::from_str::<FileConfig>("[[accounts]]\naccount_id = \"1\"\nbogus = 1\n").is_err()
+        );
+    }
+
+    #[test]
+    fn cli_defaults() {
+        let cli = Cli::try_parse_from(["account-link-service", "serve", "--dev"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
+        assert!(serve.dev);
+        assert_eq!(serve.aws_max_attempts, 3);
+    }
+}

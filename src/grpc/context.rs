@@ -1,0 +1,210 @@
+//! Per-RPC context: who called, the request id, timing, and the audit
+//! event that every RPC ends with.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use crate::error::{ApiError, code_name};
+use crate::store::{AuditEvent, IdempotencyOutcome};
+
+/// Metadata key of the request id, accepted from the caller or generated,
+/// and echoed on every answer.
+pub const REQUEST_ID_METADATA: &str = "x-request-id";
+
+/// Response metadata set on replays of a completed client token (DESIGN §5).
+pub const REPLAYED_METADATA: &str = "idempotent-replayed";
+
+/// The principal of unauthenticated callers.
+pub(crate) const ANONYMOUS: &str = "anonymous";
+
+/// Longest accepted caller-supplied request id.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// What one RPC knows about its caller before it runs.
+#[derive(Debug)]
+pub(crate) struct CallContext {
+    pub(crate) method: &'static str,
+    read_only: bool,
+    pub(crate) principal: String,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+    pub(crate) request_id: String,
+    started: Instant,
+}
+
+/// The parts of an audit event a handler learns while it runs.
+#[derive(Debug)]
+pub(crate) struct AuditDraft {
+    pub(crate) account_id: Option<String>,
+    request_parameters: Value,
+    pub(crate) response_elements: Option<Value>,
+    pub(crate) upstream_request_id: Option<String>,
+    pub(crate) upstream_attempts: u32,
+    pub(crate) idempotency_outcome: IdempotencyOutcome,
+    pub(crate) client_token_sha256: Option<String>,
+}
+
+impl AuditDraft {
+    /// A draft with the (already redacted) request parameters.
+    pub(crate) fn new(request_parameters: Value) -> Self {
+        Self {
+            account_id: None,
+            request_parameters,
+            response_elements: None,
+            upstream_request_id: None,
+            upstream_attempts: 0,
+            idempotency_outcome: IdempotencyOutcome::None,
+            client_token_sha256: None,
+        }
+    }
+}
+
+fn printable(value: &str, max: usize) -> Option<String> {
+    (!value.is_empty()
+        && value.len() <= max
+        && value.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+    .then(|| value.to_owned())
+}
+
+impl CallContext {
+    /// Captures the caller of `request`. The request id is the caller's
+    /// `x-request-id` when it is 1..=128 printable ASCII characters, else a
+    /// new UUIDv4.
+    pub(crate) fn new<T>(method: &'static str, read_only: bool, request: &Request<T>) -> Self {
+        let metadata = request.metadata();
+        let text = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok());
+        let request_id = text(REQUEST_ID_METADATA)
+            .and_then(|v| printable(v, MAX_REQUEST_ID_LEN))
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        Self {
+            method,
+            read_only,
+            principal: ANONYMOUS.to_owned(),
+            source_ip: request.remote_addr().map(|a| a.ip().to_string()),
+            user_agent: text("user-agent").and_then(|v| printable(v, 512)),
+            request_id,
+            started: Instant::now(),
+        }
+    }
+
+    fn base_event(&self, draft: AuditDraft) -> AuditEvent {
+        AuditEvent {
+            event_id: Uuid::new_v4(),
+            event_time: OffsetDateTime::now_utc(),
+            method: self.method,
+            read_only: self.read_only,
+            principal: self.principal.clone(),
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            account_id: draft.account_id,
+            request_parameters: draft.request_parameters,
+            response_elements: draft.response_elements,
+            grpc_code: "OK",
+            error_reason: None,
+            error_message: None,
+            upstream_request_id: draft.upstream_request_id,
+            upstream_attempts: draft.upstream_attempts,
+            idempotency_outcome: draft.idempotency_outcome,
+            client_token_sha256: draft.client_token_sha256,
+            duration_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The audit event of this RPC ending with `outcome`. Error answers
+    /// carry no `response_elements`.
+    pub(crate) fn event(&self, draft: AuditDraft, outcome: Result<(), &ApiError>) -> AuditEvent {
+        let mut event = self.base_event(draft);
+        if let Err(err) = outcome {
+            event.response_elements = None;
+            event.grpc_code = code_name(err.code());
+            event.error_reason = Some(err.reason().to_owned());
+            event.error_message = Some(err.message().to_owned());
+        }
+        event
+    }
+
+    /// The audit event of a replayed error outcome.
+    pub(crate) fn event_replayed_error(
+        &self,
+        draft: AuditDraft,
+        status: &Status,
+        reason: Option<&str>,
+    ) -> AuditEvent {
+        let mut event = self.base_event(draft);
+        event.response_elements = None;
+        event.grpc_code = code_name(status.code());
+        event.error_reason = reason
+            .map(str::to_owned)
+            .or_else(|| status.get_details_error_info().map(|i| i.reason));
+        event.error_message = Some(status.message().to_owned());
+        event
+    }
+
+    /// Logs an event that could not be written (the database failed), so
+    /// that what happened is not lost.
+    pub(crate) fn log_unrecorded(&self, event: &AuditEvent) {
+        tracing::error!(
+            event_id = %event.event_id,
+            method = event.method,
+            principal = %event.principal,
+            request_id = %event.request_id,
+            account_id = ?event.account_id,
+            grpc_code = event.grpc_code,
+            error_reason = ?event.error_reason,
+            upstream_request_id = ?event.upstream_request_id,
+            idempotency_outcome = event.idempotency_outcome.as_str(),
+            request_parameters = %event.request_parameters,
+            response_elements = ?event.response_elements,
+            "audit event could not be written"
+        );
+    }
+
+    fn tag(&self, metadata: &mut MetadataMap) {
+        if let Ok(value) = MetadataValue::try_from(self.request_id.as_str()) {
+            metadata.insert(REQUEST_ID_METADATA, value);
+        }
+    }
+
+    /// `status` with the request id in its metadata.
+    pub(crate) fn status(&self, mut status: Status) -> Status {
+        self.tag(status.metadata_mut());
+        tracing::info!(
+            method = self.method,
+            request_id = %self.request_id,
+            code = code_name(status.code()),
+            duration_us = self.started.elapsed().as_micros() as u64,
+            "rpc failed"
+        );
+        status
+    }
+
+    /// A response with the request id (and the replay marker) in its metadata.
+    pub(crate) fn response<T>(&self, body: T, replayed: bool) -> Response<T> {
+        let mut response = Response::new(body);
+        self.tag(response.metadata_mut());
+        if replayed {
+            mark_replayed(response.metadata_mut());
+        }
+        tracing::info!(
+            method = self.method,
+            request_id = %self.request_id,
+            code = "OK",
+            replayed,
+            duration_us = self.started.elapsed().as_micros() as u64,
+            "rpc answered"
+        );
+        response
+    }
+}
+
+/// Sets `idempotent-replayed: true`.
+pub(crate) fn mark_replayed(metadata: &mut MetadataMap) {
+    metadata.insert(REPLAYED_METADATA, MetadataValue::from_static("true"));
+}

@@ -1,0 +1,575 @@
+//! The gRPC service: `accountlink.v1.AccountLinkService`.
+//!
+//! Each RPC runs DESIGN §2: validate -> resolve the acting account ->
+//! [mutations: claim the client token (phase 1)] -> upstream (phase 2) ->
+//! [mutations: complete the record (phase 3)] + audit event in one
+//! transaction -> answer. Every RPC, including refused and replayed ones,
+//! is audited before it is answered.
+
+mod context;
+mod convert;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use prost::Message;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tonic::{Code, Request, Response, Status};
+
+use self::context::{AuditDraft, CallContext};
+use self::convert::{audit_str, link_to_json, link_to_pb};
+use crate::domain::{AccountId, ClientToken, FieldViolation, LinkId, Mutation};
+use crate::error::ApiError;
+use crate::proto::pb;
+use crate::proto::pb::account_link_service_server::AccountLinkService;
+use crate::store::{
+    ClaimOutcome, IdempotencyOutcome, NewClaim, PgStore, RecordKey, RecordOutcome, StoredOutcome,
+};
+use crate::upstream::Upstream;
+
+pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
+
+/// Client-token dedup settings (DESIGN §5).
+#[derive(Clone)]
+pub struct DedupSettings {
+    /// Lease of an in-progress record; must exceed the longest upstream
+    /// call (SDK operation timeout), or a slow call may be re-driven.
+    pub lease: Duration,
+    /// How long records are kept (default 24 h).
+    pub ttl: Duration,
+    /// HMAC-SHA256 key deriving the upstream ClientToken from the dedup key.
+    /// Replicas sharing a database must share it.
+    pub upstream_token_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for DedupSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupSettings")
+            .field("lease", &self.lease)
+            .field("ttl", &self.ttl)
+            .field("upstream_token_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The `AccountLinkService` implementation over an [`Upstream`] and the store.
+#[derive(Debug)]
+pub struct AccountLinkApi<U> {
+    inner: Arc<Inner<U>>,
+}
+
+impl<U> Clone for AccountLinkApi<U> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<U> {
+    store: PgStore,
+    upstream: U,
+    dedup: DedupSettings,
+}
+
+/// A mutation's answer before it is wrapped in the method's response type.
+struct MutationReply {
+    account_link: pb::AccountLink,
+    client_token: String,
+    replayed: bool,
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// The upstream ClientToken of a dedup key: lowercase hex HMAC-SHA256 over
+/// `principal \n method \n client_token` (64 characters, within AWS's
+/// `^.{1,64}$`). Deterministic, so a re-drive is the same AWS request.
+pub fn upstream_client_token(
+    key: &[u8],
+    principal: &str,
+    method: &str,
+    token: &ClientToken,
+) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
+        // HMAC accepts keys of any length; this branch is unreachable.
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&[]).expect("hmac accepts an empty key")
+    });
+    mac.update(principal.as_bytes());
+    mac.update(b"\n");
+    mac.update(method.as_bytes());
+    mac.update(b"\n");
+    mac.update(token.as_str().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl<U: Upstream> AccountLinkApi<U> {
+    /// Builds the service.
+    pub fn new(store: PgStore, upstream: U, dedup: DedupSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                upstream,
+                dedup,
+            }),
+        }
+    }
+
+    /// Audits a refused or failed RPC and returns its status.
+    async fn refuse(&self, ctx: &CallContext, draft: AuditDraft, err: ApiError) -> Status {
+        let event = ctx.event(draft, Err(&err));
+        if let Err(e) = self.inner.store.append_audit_event(&event).await {
+            ctx.log_unrecorded(&event);
+            return ctx.status(ApiError::database(&e).into());
+        }
+        ctx.status(err.into())
+    }
+
+    /// Audits a successful read and returns its response.
+    async fn answer<T>(
+        &self,
+        ctx: &CallContext,
+        draft: AuditDraft,
+        body: T,
+    ) -> Result<Response<T>, Status> {
+        let event = ctx.event(draft, Ok(()));
+        if let Err(e) = self.inner.store.append_audit_event(&event).await {
+            ctx.log_unrecorded(&event);
+            return Err(ctx.status(ApiError::database(&e).into()));
+        }
+        Ok(ctx.response(body, false))
+    }
+
+    /// Validation and account resolution shared by every RPC.
+    fn resolve(
+        &self,
+        draft: &mut AuditDraft,
+        requested: Option<AccountId>,
+    ) -> Result<AccountId, ApiError> {
+        let acting = self
+            .inner
+            .upstream
+            .resolve_account(requested)
+            .map_err(|e| ApiError::account(&e))?;
+        draft.account_id = Some(acting.to_string());
+        Ok(acting)
+    }
+
+    /// Runs a mutating RPC through the three phases of DESIGN §5.
+    async fn mutation(
+        &self,
+        ctx: &CallContext,
+        parsed: Result<(convert::Common, Mutation), Vec<FieldViolation>>,
+        mut draft: AuditDraft,
+    ) -> Result<MutationReply, Status> {
+        let (common, mutation) = match parsed {
+            Ok(v) => v,
+            Err(violations) => {
+                return Err(self
+                    .refuse(ctx, draft, ApiError::invalid_argument(&violations))
+                    .await);
+            }
+        };
+        let acting = match self.resolve(&mut draft, common.account_id) {
+            Ok(a) => a,
+            Err(e) => return Err(self.refuse(ctx, draft, e).await),
+        };
+        let token = common.client_token.unwrap_or_else(ClientToken::generate);
+        let token_sha256 = sha256_hex(token.as_str().as_bytes());
+        draft.client_token_sha256 = Some(token_sha256.clone());
+        let kind = mutation.kind();
+        let key = RecordKey {
+            principal: ctx.principal.clone(),
+            method: ctx.method,
+            client_token_sha256: token_sha256,
+        };
+        let claim = NewClaim {
+            key: key.clone(),
+            acting_account_id: acting.to_string(),
+            request_fingerprint: hex::encode(mutation.fingerprint(&acting)),
+            upstream_client_token: upstream_client_token(
+                &self.inner.dedup.upstream_token_key,
+                &ctx.principal,
+                ctx.method,
+                &token,
+            ),
+            lease: self.inner.dedup.lease,
+            ttl: self.inner.dedup.ttl,
+        };
+
+        // Phase 1.
+        let claimed = match self
+            .inner
+            .store
+            .claim(&claim, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(ctx, draft, ApiError::database(&e)).await),
+        };
+        let (lease_id, upstream_token) = match claimed {
+            ClaimOutcome::Acquired {
+                lease_id,
+                upstream_client_token,
+                takeover,
+            } => {
+                if takeover {
+                    tracing::info!(
+                        method = ctx.method,
+                        "re-driving a retryable client-token record"
+                    );
+                }
+                (lease_id, upstream_client_token)
+            }
+            ClaimOutcome::Replay(stored) => {
+                draft.idempotency_outcome = IdempotencyOutcome::Replayed;
+                return self.replay(ctx, draft, stored, token).await;
+            }
+            ClaimOutcome::InProgress { retry_after } => {
+                draft.idempotency_outcome = IdempotencyOutcome::InProgress;
+                let retry_after =
+                    retry_after.clamp(Duration::from_millis(100), Duration::from_secs(5));
+                return Err(self
+                    .refuse(ctx, draft, ApiError::idempotency_key_in_use(retry_after))
+                    .await);
+            }
+            ClaimOutcome::Mismatch => {
+                draft.idempotency_outcome = IdempotencyOutcome::Mismatch;
+                return Err(self
+                    .refuse(ctx, draft, ApiError::idempotency_parameter_mismatch())
+                    .await);
+            }
+        };
+        draft.idempotency_outcome = IdempotencyOutcome::New;
+
+        // Phase 2: no transaction is open here.
+        let result = self
+            .inner
+            .upstream
+            .mutate(&acting, &mutation, &upstream_token)
+            .await;
+
+        // Phase 3.
+        let (record, answer) = match result {
+            Ok(out) => {
+                draft.upstream_request_id = out.aws_request_id;
+                draft.upstream_attempts = out.attempts;
+                let link = link_to_pb(&out.value);
+                draft.response_elements = Some(link_to_json(&link));
+                let stored = StoredOutcome {
+                    grpc_code: Code::Ok as i32,
+                    error_reason: None,
+                    message: None,
+                    details: None,
+                    body: Some(link.encode_to_vec()),
+                };
+                (RecordOutcome::Completed(stored), Ok(link))
+            }
+            Err(e) => {
+                draft.upstream_request_id = e.aws_request_id.clone();
+                draft.upstream_attempts = e.attempts;
+                let subject = mutation.parameters()[0];
+                let api = ApiError::upstream(&e, Some(kind), subject, acting.as_str());
+                let record = if e.kind.is_final() {
+                    let status = Status::from(api.clone());
+                    RecordOutcome::Completed(StoredOutcome {
+                        grpc_code: api.code() as i32,
+                        error_reason: Some(api.reason().to_owned()),
+                        message: Some(api.message().to_owned()),
+                        details: Some(status.details().to_vec()),
+                        body: None,
+                    })
+                } else {
+                    RecordOutcome::Retryable
+                };
+                (record, Err(api))
+            }
+        };
+        let event = ctx.event(draft, answer.as_ref().map(|_| ()));
+        match self
+            .inner
+            .store
+            .complete(&key, lease_id, &record, &event)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                method = ctx.method,
+                request_id = %ctx.request_id,
+                "client-token lease lost to a takeover; outcome recorded by the other driver"
+            ),
+            Err(e) => {
+                ctx.log_unrecorded(&event);
+                return Err(ctx.status(ApiError::database(&e).into()));
+            }
+        }
+        match answer {
+            Ok(account_link) => Ok(MutationReply {
+                account_link,
+                client_token: token.as_str().to_owned(),
+                replayed: false,
+            }),
+            Err(api) => Err(ctx.status(api.into())),
+        }
+    }
+
+    /// Replays a completed outcome (no upstream call) and audits it.
+    async fn replay(
+        &self,
+        ctx: &CallContext,
+        mut draft: AuditDraft,
+        stored: StoredOutcome,
+        token: ClientToken,
+    ) -> Result<MutationReply, Status> {
+        if stored.grpc_code == Code::Ok as i32 {
+            let decoded = stored.body.as_deref().map(pb::AccountLink::decode);
+            let Some(Ok(account_link)) = decoded else {
+                let err = ApiError::internal(&std::io::Error::other(
+                    "stored response body does not decode",
+                ));
+                return Err(self.refuse(ctx, draft, err).await);
+            };
+            draft.response_elements = Some(link_to_json(&account_link));
+            let event = ctx.event(draft, Ok(()));
+            if let Err(e) = self.inner.store.append_audit_event(&event).await {
+                ctx.log_unrecorded(&event);
+                return Err(ctx.status(ApiError::database(&e).into()));
+            }
+            return Ok(MutationReply {
+                account_link,
+                client_token: token.as_str().to_owned(),
+                replayed: true,
+            });
+        }
+        let status = Status::with_details(
+            Code::from(stored.grpc_code),
+            stored.message.clone().unwrap_or_default(),
+            stored.details.clone().unwrap_or_default().into(),
+        );
+        let event = ctx.event_replayed_error(draft, &status, stored.error_reason.as_deref());
+        if let Err(e) = self.inner.store.append_audit_event(&event).await {
+            ctx.log_unrecorded(&event);
+            return Err(ctx.status(ApiError::database(&e).into()));
+        }
+        let mut status = ctx.status(status);
+        context::mark_replayed(status.metadata_mut());
+        Err(status)
+    }
+}
+
+/// Audit parameters of an Accept/Reject/Delete request.
+fn link_params(account_id: &str, link_id: &str) -> serde_json::Value {
+    json!({ "account_id": audit_str(account_id), "link_id": audit_str(link_id) })
+}
+
+/// The three requests that act on an existing link share one shape.
+trait LinkRequest {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+macro_rules! impl_link_request {
+    ($($t:ty),*) => {$(
+        impl LinkRequest for $t {
+            fn parts(&self) -> (&str, &str, &str) {
+                (&self.account_id, &self.link_id, &self.client_token)
+            }
+        }
+    )*};
+}
+
+impl_link_request!(
+    pb::AcceptAccountLinkInvitationRequest,
+    pb::RejectAccountLinkInvitationRequest,
+    pb::DeleteAccountLinkInvitationRequest
+);
+
+impl<U: Upstream> AccountLinkApi<U> {
+    /// Accept, Reject or Delete: `build` makes the mutation from the link id.
+    async fn on_link<Req: LinkRequest, Resp: FromReply>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        build: fn(LinkId) -> Mutation,
+    ) -> Result<Response<Resp>, Status> {
+        let ctx = CallContext::new(method, false, &request);
+        let req = request.into_inner();
+        let (account_id, link_id, client_token) = req.parts();
+        let draft = AuditDraft::new(link_params(account_id, link_id));
+        let parsed = convert::on_link(account_id, link_id, client_token, build);
+        let reply = self.mutation(&ctx, parsed, draft).await?;
+        Ok(ctx.response(
+            Resp::from_reply(reply.account_link, reply.client_token),
+            reply.replayed,
+        ))
+    }
+}
+
+/// The four mutating responses share one shape.
+trait FromReply {
+    fn from_reply(account_link: pb::AccountLink, client_token: String) -> Self;
+}
+
+macro_rules! impl_from_reply {
+    ($($t:ty),*) => {$(
+        impl FromReply for $t {
+            fn from_reply(account_link: pb::AccountLink, client_token: String) -> Self {
+                Self { account_link: Some(account_link), client_token }
+            }
+        }
+    )*};
+}
+
+impl_from_reply!(
+    pb::CreateAccountLinkInvitationResponse,
+    pb::AcceptAccountLinkInvitationResponse,
+    pb::RejectAccountLinkInvitationResponse,
+    pb::DeleteAccountLinkInvitationResponse
+);
+
+#[tonic::async_trait]
+impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
+    async fn create_account_link_invitation(
+        &self,
+        request: Request<pb::CreateAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::CreateAccountLinkInvitationResponse>, Status> {
+        let ctx = CallContext::new("CreateAccountLinkInvitation", false, &request);
+        let req = request.into_inner();
+        let draft = AuditDraft::new(json!({
+            "account_id": audit_str(&req.account_id),
+            "target_account_id": audit_str(&req.target_account_id),
+        }));
+        let reply = self.mutation(&ctx, convert::create(&req), draft).await?;
+        Ok(ctx.response(
+            pb::CreateAccountLinkInvitationResponse::from_reply(
+                reply.account_link,
+                reply.client_token,
+            ),
+            reply.replayed,
+        ))
+    }
+
+    async fn accept_account_link_invitation(
+        &self,
+        request: Request<pb::AcceptAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::AcceptAccountLinkInvitationResponse>, Status> {
+        self.on_link("AcceptAccountLinkInvitation", request, |link_id| {
+            Mutation::Accept { link_id }
+        })
+        .await
+    }
+
+    async fn reject_account_link_invitation(
+        &self,
+        request: Request<pb::RejectAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::RejectAccountLinkInvitationResponse>, Status> {
+        self.on_link("RejectAccountLinkInvitation", request, |link_id| {
+            Mutation::Reject { link_id }
+        })
+        .await
+    }
+
+    async fn delete_account_link_invitation(
+        &self,
+        request: Request<pb::DeleteAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::DeleteAccountLinkInvitationResponse>, Status> {
+        self.on_link("DeleteAccountLinkInvitation", request, |link_id| {
+            Mutation::Delete { link_id }
+        })
+        .await
+    }
+
+    async fn get_account_link(
+        &self,
+        request: Request<pb::GetAccountLinkRequest>,
+    ) -> Result<Response<pb::GetAccountLinkResponse>, Status> {
+        let ctx = CallContext::new("GetAccountLink", true, &request);
+        let req = request.into_inner();
+        let mut draft = AuditDraft::new(json!({
+            "account_id": audit_str(&req.account_id),
+            "link_id": audit_str(&req.link_id),
+            "linked_account_id": audit_str(&req.linked_account_id),
+        }));
+        let (requested, input) = match convert::get(&req) {
+            Ok(v) => v,
+            Err(violations) => {
+                return Err(self
+                    .refuse(&ctx, draft, ApiError::invalid_argument(&violations))
+                    .await);
+            }
+        };
+        let acting = match self.resolve(&mut draft, requested) {
+            Ok(a) => a,
+            Err(e) => return Err(self.refuse(&ctx, draft, e).await),
+        };
+        match self.inner.upstream.get_account_link(&acting, &input).await {
+            Ok(out) => {
+                draft.upstream_request_id = out.aws_request_id;
+                draft.upstream_attempts = out.attempts;
+                let body = pb::GetAccountLinkResponse {
+                    account_link: Some(link_to_pb(&out.value)),
+                };
+                self.answer(&ctx, draft, body).await
+            }
+            Err(e) => {
+                draft.upstream_request_id = e.aws_request_id.clone();
+                draft.upstream_attempts = e.attempts;
+                let subject = match (&input.link_id, &input.linked_account_id) {
+                    (Some(link), _) => ("link_id", link.as_str()),
+                    (None, Some(account)) => ("linked_account_id", account.as_str()),
+                    (None, None) => ("link_id", ""),
+                };
+                let err = ApiError::upstream(&e, None, subject, acting.as_str());
+                Err(self.refuse(&ctx, draft, err).await)
+            }
+        }
+    }
+
+    async fn list_account_links(
+        &self,
+        request: Request<pb::ListAccountLinksRequest>,
+    ) -> Result<Response<pb::ListAccountLinksResponse>, Status> {
+        let ctx = CallContext::new("ListAccountLinks", true, &request);
+        let req = request.into_inner();
+        let mut draft = AuditDraft::new(convert::list_params(&req));
+        let (requested, input) = match convert::list(&req) {
+            Ok(v) => v,
+            Err(violations) => {
+                return Err(self
+                    .refuse(&ctx, draft, ApiError::invalid_argument(&violations))
+                    .await);
+            }
+        };
+        let acting = match self.resolve(&mut draft, requested) {
+            Ok(a) => a,
+            Err(e) => return Err(self.refuse(&ctx, draft, e).await),
+        };
+        match self
+            .inner
+            .upstream
+            .list_account_links(&acting, &input)
+            .await
+        {
+            Ok(out) => {
+                draft.upstream_request_id = out.aws_request_id;
+                draft.upstream_attempts = out.attempts;
+                let body = pb::ListAccountLinksResponse {
+                    account_links: out.value.account_links.iter().map(link_to_pb).collect(),
+                    next_page_token: out.value.next_token.unwrap_or_default(),
+                };
+                self.answer(&ctx, draft, body).await
+            }
+            Err(e) => {
+                draft.upstream_request_id = e.aws_request_id.clone();
+                draft.upstream_attempts = e.attempts;
+                let token = input.next_token.as_ref().map_or("", |t| t.as_str());
+                let err = ApiError::upstream(&e, None, ("page_token", token), acting.as_str());
+                Err(self.refuse(&ctx, draft, err).await)
+            }
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! [`SdkUpstream`]: the upstream through `aws-sdk-workspaces` and `aws-config`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_workspaces::Client;
+use aws_sdk_workspaces::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_workspaces::operation::RequestId;
+use aws_sdk_workspaces::types::AccountLinkStatusEnum;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use super::{AccountError, Upstream, UpstreamError, UpstreamErrorKind, UpstreamOutput};
+use crate::domain::{
+    AccountId, AccountLink, AccountLinkStatus, GetAccountLinkInput, ListAccountLinksInput,
+    ListAccountLinksPage, Mutation,
+};
+
+/// The secret access key of every emulator account in `--dev` mode. The
+/// emulator identifies the caller by the access key id alone (DESIGN §8).
+pub const DEV_SECRET_ACCESS_KEY: &str = "account-link-service-dev-secret";
+
+/// Where an acting account's AWS credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCredentials {
+    /// The standard aws-config chain (environment, profile, web identity,
+    /// container and instance metadata).
+    Ambient,
+    /// A named profile of the shared AWS config files.
+    Profile(String),
+}
+
+/// One configured acting account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// The acting account's id.
+    pub account_id: AccountId,
+    /// Its credentials.
+    pub credentials: AccountCredentials,
+}
+
+/// Settings of [`SdkUpstream`].
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// AWS Region; `None` takes the aws-config chain's (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// Endpoint override (`AWS_ENDPOINT_URL` is honoured by aws-config too).
+    pub endpoint_url: Option<String>,
+    /// SDK retry: maximum attempts per operation (standard mode), >= 1.
+    pub max_attempts: u32,
+    /// Deadline of one whole operation, retries included.
+    pub operation_timeout: Duration,
+    /// The configured acting accounts.
+    pub accounts: Vec<AccountSettings>,
+    /// Development mode: any 12-digit account is accepted, with static
+    /// emulator credentials whose access key id is the account id.
+    pub dev: bool,
+}
+
+/// The upstream through `aws-sdk-workspaces`: one SDK client per acting
+/// account, built once and sharing one HTTP connection pool.
+#[derive(Debug)]
+pub struct SdkUpstream {
+    base: SdkConfig,
+    clients: RwLock<HashMap<AccountId, Client>>,
+    configured: usize,
+    dev: bool,
+}
+
+impl SdkUpstream {
+    /// Loads the aws-config chain and builds a client per configured account.
+    pub async fn new(settings: &UpstreamSettings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        } else if settings.dev {
+            loader = loader.region(Region::from_static("us-east-1"));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if settings.dev {
+            // Never probe the ambient chain (or instance metadata) in dev mode.
+            loader = loader.credentials_provider(dev_credentials("000000000000"));
+        }
+        let base = loader.load().await;
+        let mut clients = HashMap::new();
+        for account in &settings.accounts {
+            let provider = match &account.credentials {
+                AccountCredentials::Ambient if settings.dev => {
+                    Some(dev_credentials(account.account_id.as_str()))
+                }
+                AccountCredentials::Ambient => None,
+                AccountCredentials::Profile(name) => {
+                    let profile = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                        .profile_name(name)
+                        .build();
+                    Some(SharedCredentialsProvider::new(profile))
+                }
+            };
+            clients.insert(account.account_id.clone(), client_with(&base, provider));
+        }
+        Self {
+            base,
+            configured: clients.len(),
+            clients: RwLock::new(clients),
+            dev: settings.dev,
+        }
+    }
+
+    fn client(&self, acting: &AccountId) -> Result<Client, UpstreamError> {
+        if let Some(client) = read(&self.clients).get(acting) {
+            return Ok(client.clone());
+        }
+        if !self.dev {
+            return Err(UpstreamError {
+                kind: UpstreamErrorKind::Internal,
+                aws_error_code: None,
+                message: format!("no client for account {acting}"),
+                aws_request_id: None,
+                attempts: 0,
+            });
+        }
+        let client = client_with(&self.base, Some(dev_credentials(acting.as_str())));
+        let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+        Ok(clients.entry(acting.clone()).or_insert(client).clone())
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn dev_credentials(account_id: &str) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(Credentials::new(
+        account_id,
+        DEV_SECRET_ACCESS_KEY,
+        None,
+        None,
+        "account-link-service-dev",
+    ))
+}
+
+fn client_with(base: &SdkConfig, credentials: Option<SharedCredentialsProvider>) -> Client {
+    let mut builder = aws_sdk_workspaces::config::Builder::from(base);
+    if let Some(provider) = credentials {
+        builder = builder.credentials_provider(provider);
+    }
+    Client::from_conf(builder.build())
+}
+
+/// Counts the HTTP attempts of one operation (the SDK retries internally).
+#[derive(Debug, Clone, Default)]
+struct AttemptCounter(Arc<AtomicU32>);
+
+impl AttemptCounter {
+    fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for AttemptCounter {
+    fn name(&self) -> &'static str {
+        "AttemptCounter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Classifies an SDK error (DESIGN §7: the AWS error code decides).
+fn classify<E>(err: SdkError<E, HttpResponse>, attempts: u32) -> UpstreamError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let aws_request_id = err.request_id().map(str::to_owned);
+    let (kind, aws_error_code, message) = match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(str::to_owned);
+            let message = service.err().message().unwrap_or_default().to_owned();
+            let kind = match code.as_deref() {
+                Some(code) => UpstreamErrorKind::from_aws_error_code(code),
+                None => UpstreamErrorKind::Unavailable,
+            };
+            (kind, code, message)
+        }
+        SdkError::ConstructionFailure(_) => (
+            UpstreamErrorKind::Internal,
+            None,
+            format!(
+                "request construction failed: {}",
+                crate::telemetry::error_chain(&err)
+            ),
+        ),
+        SdkError::TimeoutError(_) => (
+            UpstreamErrorKind::OutcomeUnknown,
+            None,
+            "upstream call timed out".to_owned(),
+        ),
+        _ => (
+            UpstreamErrorKind::OutcomeUnknown,
+            None,
+            format!(
+                "upstream transport failure: {}",
+                crate::telemetry::error_chain(&err)
+            ),
+        ),
+    };
+    UpstreamError {
+        kind,
+        aws_error_code,
+        message,
+        aws_request_id,
+        attempts,
+    }
+}
+
+fn to_domain(link: Option<&aws_sdk_workspaces::types::AccountLink>) -> AccountLink {
+    let link = link
+        .cloned()
+        .unwrap_or_else(|| aws_sdk_workspaces::types::AccountLink::builder().build());
+    AccountLink {
+        account_link_id: link.account_link_id().unwrap_or_default().to_owned(),
+        account_link_status: link
+            .account_link_status()
+            .and_then(|s| AccountLinkStatus::from_aws_str(s.as_str())),
+        source_account_id: link.source_account_id().unwrap_or_default().to_owned(),
+        target_account_id: link.target_account_id().unwrap_or_default().to_owned(),
+    }
+}
+
+impl Upstream for SdkUpstream {
+    fn resolve_account(&self, requested: Option<AccountId>) -> Result<AccountId, AccountError> {
+        let clients = read(&self.clients);
+        match requested {
+            Some(account) if self.dev || clients.contains_key(&account) => Ok(account),
+            Some(account) => Err(AccountError::NotConfigured(account)),
+            None if self.configured == 1 => Ok(clients
+                .keys()
+                .next()
+                .cloned()
+                .ok_or(AccountError::Required(0))?),
+            None => Err(AccountError::Required(self.configured)),
+        }
+    }
+
+    async fn mutate(
+        &self,
+        acting: &AccountId,
+        mutation: &Mutation,
+        client_token: &str,
+    ) -> Result<UpstreamOutput<AccountLink>, UpstreamError> {
+        let client = self.client(acting)?;
+        let counter = AttemptCounter::default();
+        // The four fluent builders are distinct types with the same shape.
+        macro_rules! send {
+            ($builder:expr) => {
+                $builder
+                    .client_token(client_token)
+                    .customize()
+                    .interceptor(counter.clone())
+                    .send()
+                    .await
+                    .map(|o| {
+                        (
+                            o.request_id().map(str::to_owned),
+                            to_domain(o.account_link()),
+                        )
+                    })
+                    .map_err(|e| classify(e, counter.get()))
+            };
+        }
+        let result = match mutation {
+            Mutation::Create { target_account_id } => send!(
+                client
+                    .create_account_link_invitation()
+                    .target_account_id(target_account_id.as_str())
+            ),
+            Mutation::Accept { link_id } => {
+                send!(
+                    client
+                        .accept_account_link_invitation()
+                        .link_id(link_id.as_str())
+                )
+            }
+            Mutation::Reject { link_id } => {
+                send!(
+                    client
+                        .reject_account_link_invitation()
+                        .link_id(link_id.as_str())
+                )
+            }
+            Mutation::Delete { link_id } => {
+                send!(
+                    client
+                        .delete_account_link_invitation()
+                        .link_id(link_id.as_str())
+                )
+            }
+        };
+        let (aws_request_id, value) = result?;
+        Ok(UpstreamOutput {
+            value,
+            aws_request_id,
+            attempts: counter.get(),
+        })
+    }
+
+    async fn get_account_link(
+        &self,
+        acting: &AccountId,
+        input: &GetAccountLinkInput,
+    ) -> Result<UpstreamOutput<AccountLink>, UpstreamError> {
+        let client = self.client(acting)?;
+        let counter = AttemptCounter::default();
+        let output = client
+            .get_account_link()
+            .set_link_id(input.link_id.as_ref().map(|l| l.as_str().to_owned()))
+            .set_linked_account_id(
+                input
+                    .linked_account_id
+                    .as_ref()
+                    .map(|a| a.as_str().to_owned()),
+            )
+            .customize()
+            .interceptor(counter.clone())
+            .send()
+            .await
+            .map_err(|e| classify(e, counter.get()))?;
+        Ok(UpstreamOutput {
+            value: to_domain(output.account_link()),
+            aws_request_id: output.request_id().map(str::to_owned),
+            attempts: counter.get(),
+        })
+    }
+
+    async fn list_account_links(
+        &self,
+        acting: &AccountId,
+        input: &ListAccountLinksInput,
+    ) -> Result<UpstreamOutput<ListAccountLinksPage>, UpstreamError> {
+        let client = self.client(acting)?;
+        let counter = AttemptCounter::default();
+        let filter = (!input.link_status_filter.is_empty()).then(|| {
+            input
+                .link_status_filter
+                .iter()
+                .map(|s| AccountLinkStatusEnum::from(s.as_aws_str()))
+                .collect()
+        });
+        let output = client
+            .list_account_links()
+            .set_link_status_filter(filter)
+            .max_results(input.max_results)
+            .set_next_token(input.next_token.as_ref().map(|t| t.as_str().to_owned()))
+            .customize()
+            .interceptor(counter.clone())
+            .send()
+            .await
+            .map_err(|e| classify(e, counter.get()))?;
+        Ok(UpstreamOutput {
+            value: ListAccountLinksPage {
+                account_links: output
+                    .account_links()
+                    .iter()
+                    .map(|l| to_domain(Some(l)))
+                    .collect(),
+                next_token: output.next_token().map(str::to_owned),
+            },
+            aws_request_id: output.request_id().map(str::to_owned),
+            attempts: counter.get(),
+        })
+    }
+}

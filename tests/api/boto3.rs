@@ -1,0 +1,181 @@
+//! The WorkSpaces emulator against boto3: `tests/boto3/check_emulator.py` drives all six
+//! account-link operations through an unmodified boto3 client pointed at the emulator with
+//! `endpoint_url`, proving the emulator speaks the JSON 1.1 protocol the way AWS SDKs other
+//! than the Rust one expect.
+//!
+//! boto3 is installed once into a virtualenv at `<target dir>/boto3-venv` (the target dir is
+//! `CARGO_TARGET_DIR`, else `target/` in the crate), from `tests/boto3/requirements.txt`.
+//! The venv is rebuilt when the requirements change, and published atomically so concurrent
+//! test runs never see a half-built one. Needs `python3` with the `venv` module and access to
+//! PyPI the first time.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use account_link_service::emulator::Emulator;
+
+/// The crate root (where `tests/boto3/` lives).
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `CARGO_TARGET_DIR` (relative paths taken from the crate root), else `<crate>/target`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => manifest_dir().join(dir),
+        _ => manifest_dir().join("target"),
+    }
+}
+
+/// The venv's interpreter.
+fn venv_python(venv: &Path) -> PathBuf {
+    if cfg!(windows) {
+        venv.join("Scripts").join("python.exe")
+    } else {
+        venv.join("bin").join("python")
+    }
+}
+
+/// Runs `command` to completion, panicking with its output when it fails.
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+}
+
+/// Whether `venv` is complete and was built from `requirements` (its marker file matches).
+fn venv_is_current(venv: &Path, requirements: &str) -> bool {
+    venv_python(venv).exists()
+        && fs::read_to_string(venv.join(MARKER)).is_ok_and(|built| built == requirements)
+}
+
+/// Marker file inside a finished venv: a copy of the requirements it was built from.
+const MARKER: &str = ".requirements-installed";
+
+/// Creates (or reuses) the boto3 venv and returns its interpreter.
+///
+/// Idempotent and safe under concurrent test processes without a lock: a venv is built in a
+/// per-process staging directory and published with an atomic rename, and only a venv whose
+/// marker matches the current requirements is used. A process that loses the race discards
+/// its staging copy. (A venv invoked as `<venv>/bin/python` works after being moved; pip is
+/// only run before the move.)
+fn ensure_venv() -> PathBuf {
+    let requirements_path = manifest_dir().join("tests/boto3/requirements.txt");
+    let requirements = fs::read_to_string(&requirements_path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", requirements_path.display()));
+    let target = target_dir();
+    let venv = target.join("boto3-venv");
+    if venv_is_current(&venv, &requirements) {
+        return venv_python(&venv);
+    }
+
+    fs::create_dir_all(&target)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", target.display()));
+    let pid = std::process::id();
+    let staging = target.join(format!("boto3-venv.staging-{pid}"));
+    // A leftover from an earlier run that had the same pid and was killed.
+    let _ = fs::remove_dir_all(&staging);
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&staging),
+        "python3 -m venv",
+    );
+    run(
+        Command::new(venv_python(&staging))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements_path),
+        "pip install -r tests/boto3/requirements.txt",
+    );
+    let marker = staging.join(MARKER);
+    fs::write(&marker, &requirements)
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", marker.display()));
+
+    // Publish: retire an outdated venv, then move the new one into place.
+    if venv.exists() && !venv_is_current(&venv, &requirements) {
+        let retired = target.join(format!("boto3-venv.retired-{pid}"));
+        if fs::rename(&venv, &retired).is_ok() {
+            let _ = fs::remove_dir_all(&retired);
+        }
+    }
+    if let Err(error) = fs::rename(&staging, &venv) {
+        // Another process published first; use its venv if it is current.
+        let _ = fs::remove_dir_all(&staging);
+        assert!(
+            venv_is_current(&venv, &requirements),
+            "cannot publish {} as {}: {error}",
+            staging.display(),
+            venv.display()
+        );
+    }
+    venv_python(&venv)
+}
+
+#[tokio::test]
+async fn boto3_drives_every_account_link_operation_against_the_emulator() {
+    let python = tokio::task::spawn_blocking(ensure_venv)
+        .await
+        .expect("venv setup task");
+    let running = Emulator::new().spawn().await.expect("emulator starts");
+    let script = manifest_dir().join("tests/boto3/check_emulator.py");
+
+    // Async process so the emulator keeps serving on this runtime while the script runs.
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg("--endpoint")
+        .arg(running.endpoint_url())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .await
+        .expect("run check_emulator.py");
+    assert!(
+        output.status.success(),
+        "check_emulator.py failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+
+    let calls = running.emulator().calls();
+    let seen: BTreeSet<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+    for operation in [
+        "CreateAccountLinkInvitation",
+        "AcceptAccountLinkInvitation",
+        "RejectAccountLinkInvitation",
+        "DeleteAccountLinkInvitation",
+        "GetAccountLink",
+        "ListAccountLinks",
+    ] {
+        assert!(
+            seen.contains(operation),
+            "emulator never saw {operation}; saw {seen:?}"
+        );
+    }
+    assert!(
+        calls.iter().all(|c| c.account_id.is_some()),
+        "every boto3 call must carry a 12-digit access key id"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.error_code.as_deref() == Some("ResourceNotFoundException")),
+        "the script checks at least one ResourceNotFoundException"
+    );
+}

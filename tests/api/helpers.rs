@@ -1,0 +1,300 @@
+//! `spawn_app`: the real server on 127.0.0.1:0 with its own database and
+//! its own emulator, and a generated tonic client over a socket (zero2prod).
+
+use std::net::SocketAddr;
+
+use account_link_service::config::ServeArgs;
+use account_link_service::emulator::{CallRecord, Emulator, Fault, FaultKind, RunningEmulator};
+use account_link_service::proto::pb;
+use account_link_service::proto::pb::account_link_service_client::AccountLinkServiceClient;
+use account_link_service::startup::{Application, StartupError};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub(crate) const SOURCE: &str = "111111111111";
+pub(crate) const TARGET: &str = "222222222222";
+pub(crate) const OTHER: &str = "333333333333";
+
+/// The server of `TEST_DATABASE_URL` (default: the local PostgreSQL).
+pub(crate) fn database_server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
+    pub(crate) client: AccountLinkServiceClient<Channel>,
+    pub(crate) emulator: RunningEmulator,
+    pub(crate) pool: PgPool,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub(crate) server: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// One row of `audit_event`, as tests read it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+#[allow(dead_code)]
+pub(crate) struct AuditRow {
+    pub(crate) event_id: uuid::Uuid,
+    pub(crate) seq: i64,
+    pub(crate) event_time: time::OffsetDateTime,
+    pub(crate) method: String,
+    pub(crate) read_only: bool,
+    pub(crate) principal: String,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) request_id: String,
+    pub(crate) account_id: Option<String>,
+    pub(crate) request_parameters: serde_json::Value,
+    pub(crate) response_elements: Option<serde_json::Value>,
+    pub(crate) grpc_code: String,
+    pub(crate) error_reason: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) upstream_request_id: Option<String>,
+    pub(crate) upstream_attempts: i32,
+    pub(crate) idempotency_outcome: String,
+    pub(crate) client_token_sha256: Option<String>,
+    pub(crate) duration_us: i64,
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the app; `configure` adjusts the settings (dev mode against this
+/// test's emulator, one SDK attempt so faults map one-to-one to calls).
+pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let emulator = Emulator::new().spawn().await.expect("emulator starts");
+    let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{db_name}", database_server_url());
+    let mut args = ServeArgs::with_database_url(&url);
+    args.listen = "127.0.0.1:0".parse().unwrap();
+    args.dev = true;
+    args.aws_endpoint_url = Some(emulator.endpoint_url());
+    args.aws_region = Some("us-east-1".into());
+    args.aws_max_attempts = 1;
+    args.upstream_timeout_secs = 5;
+    args.shutdown_grace_secs = 10;
+    configure(&mut args);
+    let app = Application::build(args).await.expect("app builds");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let client = AccountLinkServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("client connects");
+    let pool = PgPool::connect(&url).await.expect("test pool connects");
+    TestApp {
+        addr,
+        client,
+        emulator,
+        pool,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub(crate) fn emu(&self) -> &Emulator {
+        self.emulator.emulator()
+    }
+
+    pub(crate) fn calls(&self) -> Vec<CallRecord> {
+        self.emu().calls()
+    }
+
+    pub(crate) fn fault(&self, kind: FaultKind, count: u32) {
+        self.emu().inject_fault(Fault::new(kind, count));
+    }
+
+    /// Signals shutdown and waits for the server to stop.
+    pub(crate) async fn stop(&mut self) -> Result<(), StartupError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server
+            .take()
+            .expect("running")
+            .await
+            .expect("server task")
+    }
+
+    pub(crate) async fn audit_events(&self) -> Vec<AuditRow> {
+        sqlx::query_as("select * from audit_event order by seq")
+            .fetch_all(&self.pool)
+            .await
+            .expect("audit query")
+    }
+
+    pub(crate) async fn create(
+        &self,
+        account: &str,
+        target: &str,
+        token: &str,
+    ) -> Result<pb::CreateAccountLinkInvitationResponse, Status> {
+        self.client
+            .clone()
+            .create_account_link_invitation(pb::CreateAccountLinkInvitationRequest {
+                account_id: account.into(),
+                target_account_id: target.into(),
+                client_token: token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub(crate) async fn accept(
+        &self,
+        account: &str,
+        link_id: &str,
+        token: &str,
+    ) -> Result<pb::AcceptAccountLinkInvitationResponse, Status> {
+        self.client
+            .clone()
+            .accept_account_link_invitation(pb::AcceptAccountLinkInvitationRequest {
+                account_id: account.into(),
+                link_id: link_id.into(),
+                client_token: token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub(crate) async fn reject(
+        &self,
+        account: &str,
+        link_id: &str,
+        token: &str,
+    ) -> Result<pb::RejectAccountLinkInvitationResponse, Status> {
+        self.client
+            .clone()
+            .reject_account_link_invitation(pb::RejectAccountLinkInvitationRequest {
+                account_id: account.into(),
+                link_id: link_id.into(),
+                client_token: token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub(crate) async fn delete(
+        &self,
+        account: &str,
+        link_id: &str,
+        token: &str,
+    ) -> Result<pb::DeleteAccountLinkInvitationResponse, Status> {
+        self.client
+            .clone()
+            .delete_account_link_invitation(pb::DeleteAccountLinkInvitationRequest {
+                account_id: account.into(),
+                link_id: link_id.into(),
+                client_token: token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub(crate) async fn get(
+        &self,
+        account: &str,
+        link_id: &str,
+    ) -> Result<pb::AccountLink, Status> {
+        self.client
+            .clone()
+            .get_account_link(pb::GetAccountLinkRequest {
+                account_id: account.into(),
+                link_id: link_id.into(),
+                linked_account_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().account_link.expect("account_link set"))
+    }
+
+    pub(crate) async fn list(
+        &self,
+        account: &str,
+        filter: &[pb::AccountLinkStatus],
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<pb::ListAccountLinksResponse, Status> {
+        self.client
+            .clone()
+            .list_account_links(pb::ListAccountLinksRequest {
+                account_id: account.into(),
+                link_status_filter: filter.iter().map(|s| *s as i32).collect(),
+                page_size,
+                page_token: page_token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Every link visible to `account` with `filter`, following page tokens.
+    pub(crate) async fn list_all(
+        &self,
+        account: &str,
+        filter: &[pb::AccountLinkStatus],
+        page_size: i32,
+    ) -> (Vec<pb::AccountLink>, usize) {
+        let mut links = Vec::new();
+        let mut token = String::new();
+        let mut pages = 0;
+        loop {
+            let page = self
+                .list(account, filter, page_size, &token)
+                .await
+                .expect("list page");
+            pages += 1;
+            links.extend(page.account_links);
+            if page.next_page_token.is_empty() {
+                return (links, pages);
+            }
+            token = page.next_page_token;
+            assert!(pages < 100, "paging does not end");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The rich details of `status`, asserting its code first.
+pub(crate) fn details(status: &Status, code: Code) -> ErrorDetails {
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    status.check_error_details().expect("details decode")
+}
+
+/// The `ErrorInfo.reason` of `status`.
+pub(crate) fn reason(status: &Status) -> String {
+    let details = status.check_error_details().expect("details decode");
+    let info = details.error_info().expect("ErrorInfo present");
+    assert_eq!(info.domain, "accountlink.v1");
+    info.reason.clone()
+}
+
+/// The `BadRequest` field names of `status`.
+pub(crate) fn violated_fields(status: &Status) -> Vec<String> {
+    let details = details(status, Code::InvalidArgument);
+    details
+        .bad_request()
+        .expect("BadRequest present")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+/// The operations the emulator saw, in order.
+pub(crate) fn operations(calls: &[CallRecord]) -> Vec<String> {
+    calls.iter().map(|c| c.operation.clone()).collect()
+}

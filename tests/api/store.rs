@@ -1,0 +1,243 @@
+//! The store's client-token rules with explicit times: leases, takeover,
+//! expiry and purge, and concurrent claims (no waiting: the caller passes
+//! the clock).
+
+use std::time::Duration;
+
+use account_link_service::store::{
+    ClaimOutcome, NewClaim, PgStore, RecordKey, RecordOutcome, StoredOutcome,
+};
+use time::OffsetDateTime;
+
+use crate::helpers::database_server_url;
+
+async fn store() -> PgStore {
+    let url = format!(
+        "{}/test_{}",
+        database_server_url(),
+        uuid::Uuid::new_v4().simple()
+    );
+    PgStore::connect(&url, 40).await.expect("store")
+}
+
+fn claim(token: &str, fingerprint: &str) -> NewClaim {
+    NewClaim {
+        key: RecordKey {
+            principal: "alice".into(),
+            method: "CreateAccountLinkInvitation",
+            client_token_sha256: token.into(),
+        },
+        acting_account_id: "111111111111".into(),
+        request_fingerprint: fingerprint.into(),
+        upstream_client_token: format!("up-{token}"),
+        lease: Duration::from_secs(60),
+        ttl: Duration::from_secs(24 * 3600),
+    }
+}
+
+fn ok_outcome() -> RecordOutcome {
+    RecordOutcome::Completed(StoredOutcome {
+        grpc_code: 0,
+        error_reason: None,
+        message: None,
+        details: None,
+        body: Some(vec![1, 2, 3]),
+    })
+}
+
+fn event(at: OffsetDateTime) -> account_link_service::store::AuditEvent {
+    account_link_service::store::AuditEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_time: at,
+        method: "CreateAccountLinkInvitation",
+        read_only: false,
+        principal: "alice".into(),
+        source_ip: None,
+        user_agent: None,
+        request_id: "r".into(),
+        account_id: None,
+        request_parameters: serde_json::json!({}),
+        response_elements: None,
+        grpc_code: "OK",
+        error_reason: None,
+        error_message: None,
+        upstream_request_id: None,
+        upstream_attempts: 1,
+        idempotency_outcome: account_link_service::store::IdempotencyOutcome::New,
+        client_token_sha256: None,
+        duration_us: 1,
+    }
+}
+
+/// Now, at PostgreSQL's microsecond precision, so stored times round-trip.
+fn now_us() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .expect("valid nanosecond")
+}
+
+fn lease_of(outcome: &ClaimOutcome) -> uuid::Uuid {
+    match outcome {
+        ClaimOutcome::Acquired { lease_id, .. } => *lease_id,
+        other => panic!("expected Acquired, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
+    let store = store().await;
+    let t0 = now_us();
+    let first = store.claim(&claim("k1", "f"), t0).await.unwrap();
+    let first_lease = lease_of(&first);
+
+    let during = store
+        .claim(&claim("k1", "f"), t0 + Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        during,
+        ClaimOutcome::InProgress {
+            retry_after: Duration::from_secs(50)
+        }
+    );
+
+    let after = store
+        .claim(&claim("k1", "f"), t0 + Duration::from_secs(61))
+        .await
+        .unwrap();
+    let ClaimOutcome::Acquired {
+        lease_id,
+        takeover,
+        upstream_client_token,
+    } = after
+    else {
+        panic!("{after:?}")
+    };
+    assert!(takeover);
+    assert_eq!(
+        upstream_client_token, "up-k1",
+        "the stored upstream token is reused"
+    );
+
+    // The first driver's late completion is refused; the new driver's lands.
+    let key = claim("k1", "f").key;
+    assert!(
+        !store
+            .complete(&key, first_lease, &ok_outcome(), &event(t0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&key, lease_id, &ok_outcome(), &event(t0))
+            .await
+            .unwrap()
+    );
+    let replay = store
+        .claim(&claim("k1", "f"), t0 + Duration::from_secs(62))
+        .await
+        .unwrap();
+    assert!(
+        matches!(replay, ClaimOutcome::Replay(StoredOutcome { body: Some(ref b), .. }) if b == &[1, 2, 3])
+    );
+}
+
+#[tokio::test]
+async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
+    let store = store().await;
+    let t0 = now_us();
+    let lease = lease_of(&store.claim(&claim("k2", "f"), t0).await.unwrap());
+    assert!(
+        store
+            .complete(
+                &claim("k2", "f").key,
+                lease,
+                &RecordOutcome::Retryable,
+                &event(t0)
+            )
+            .await
+            .unwrap()
+    );
+    let again = store
+        .claim(&claim("k2", "f"), t0 + Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        again,
+        ClaimOutcome::Acquired { takeover: true, .. }
+    ));
+    assert_eq!(
+        store.claim(&claim("k2", "other"), t0).await.unwrap(),
+        ClaimOutcome::Mismatch
+    );
+}
+
+#[tokio::test]
+async fn expired_records_start_afresh_and_are_purged() {
+    let store = store().await;
+    let t0 = now_us();
+    let lease = lease_of(&store.claim(&claim("k3", "f"), t0).await.unwrap());
+    store
+        .complete(&claim("k3", "f").key, lease, &ok_outcome(), &event(t0))
+        .await
+        .unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    // Before expiry: a replay; after: a new request, even with other parameters.
+    assert!(matches!(
+        store
+            .claim(&claim("k3", "f"), t0 + day - Duration::from_secs(1))
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(_)
+    ));
+    assert!(matches!(
+        store.claim(&claim("k3", "g"), t0 + day).await.unwrap(),
+        ClaimOutcome::Acquired {
+            takeover: false,
+            ..
+        }
+    ));
+
+    let lease = lease_of(&store.claim(&claim("k4", "f"), t0).await.unwrap());
+    store
+        .complete(&claim("k4", "f").key, lease, &ok_outcome(), &event(t0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .purge_expired(t0 + day - Duration::from_secs(1))
+            .await
+            .unwrap(),
+        0
+    );
+    // k3 was renewed at t0 + day and is in progress under a live lease: kept.
+    assert_eq!(store.purge_expired(t0 + day).await.unwrap(), 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("select client_token_sha256 from client_token_record")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, ["k3"]);
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_claims_have_exactly_one_winner() {
+    let store = store().await;
+    let now = now_us();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.claim(&claim("race", "f"), now).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ClaimOutcome::Acquired { .. } => winners += 1,
+            ClaimOutcome::InProgress { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+}
