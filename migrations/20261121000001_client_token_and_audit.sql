@@ -11,8 +11,11 @@ create table client_token_record (
     acting_account_id       text        not null,
     -- hex SHA-256 of the canonical request (domain::Mutation::fingerprint)
     request_fingerprint     text        not null,
-    -- the ClientToken sent to AWS, derived from the key: a re-drive is the same AWS request
+    -- the ClientToken sent to AWS, derived from the key and the generation: a re-drive
+    -- is the same AWS request
     upstream_client_token   text        not null,
+    -- bumped when an expired record is reused, so a new use of the token is a new AWS request
+    generation              integer     not null default 0 check (generation >= 0),
     state                   text        not null
         check (state in ('in_progress', 'completed', 'retryable')),
     -- the lease of the request driving it; null unless in_progress

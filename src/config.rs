@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::auth::{AuthConfig, PolicyEntry};
 use crate::domain::AccountId;
 use crate::telemetry::LogFormat;
 use crate::upstream::{AccountCredentials, AccountSettings};
@@ -109,6 +110,25 @@ pub struct ServeArgs {
         hide_default_value = true
     )]
     pub upstream_token_key: String,
+    /// PEM certificate chain for TLS on the gRPC listener (with --tls-key).
+    #[arg(long, env = "ACCOUNT_LINK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "ACCOUNT_LINK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: verify client certificates against it (mTLS); the
+    /// principal comes from the certificate (see README).
+    #[arg(long, env = "ACCOUNT_LINK_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: also accept TLS clients without a certificate
+    /// (they then need a bearer token, or anonymous access).
+    #[arg(long, env = "ACCOUNT_LINK_TLS_CLIENT_AUTH_OPTIONAL")]
+    pub tls_client_auth_optional: bool,
+    /// Use the emulator's static credentials (access key id = account id)
+    /// as the base credentials without the rest of --dev. For tests and
+    /// embedding only; not a command-line flag.
+    #[arg(skip)]
+    pub emulator_credentials: bool,
     /// Grace period for in-flight RPCs at shutdown, in seconds.
     #[arg(long, env = "ACCOUNT_LINK_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -127,6 +147,9 @@ impl ServeArgs {
         serve.database_url = database_url.into();
         serve.aws_endpoint_url = None;
         serve.config = None;
+        serve.tls_cert = None;
+        serve.tls_key = None;
+        serve.tls_client_ca = None;
         serve
     }
 
@@ -162,13 +185,26 @@ pub struct MigrateArgs {
     pub database_url: String,
 }
 
-/// The TOML configuration file.
+/// The TOML configuration file (README "Configuration" has a full example).
 ///
 /// ```toml
 /// [[accounts]]
-/// account_id = "111111111111"        # 12 digits
-/// # profile = "source-admin"         # optional: a shared-config profile;
-///                                     # omitted: the ambient aws-config chain
+/// account_id = "111111111111"        # 12 digits; ambient aws-config chain
+/// [[accounts]]
+/// account_id = "222222222222"
+/// role_arn = "arn:aws:iam::222222222222:role/workspaces-linker"
+/// external_id = "…"                  # optional
+///
+/// [auth]
+/// allow_anonymous = false
+/// [[auth.tokens]]
+/// principal = "ci-bot"
+/// sha256 = "<64 hex digits>"
+///
+/// [[policy]]
+/// principal = "ci-bot"
+/// methods = ["GetAccountLink", "ListAccountLinks"]
+/// accounts = ["*"]
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,9 +212,17 @@ pub struct FileConfig {
     /// The acting accounts.
     #[serde(default)]
     pub accounts: Vec<AccountEntry>,
+    /// Authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Per-principal policy.
+    #[serde(default)]
+    pub policy: Vec<PolicyEntry>,
 }
 
-/// One `[[accounts]]` entry.
+/// One `[[accounts]]` entry: the account and where its credentials come
+/// from (at most one of `profile` and `role_arn`; neither = the ambient
+/// aws-config chain).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountEntry {
@@ -186,6 +230,14 @@ pub struct AccountEntry {
     pub account_id: String,
     /// A named profile of the shared AWS config files.
     pub profile: Option<String>,
+    /// A role to assume (STS AssumeRole through aws-config, credentials
+    /// cached and refreshed before they expire), with the ambient
+    /// credentials as the source.
+    pub role_arn: Option<String>,
+    /// The `ExternalId` the role's trust policy requires.
+    pub external_id: Option<String>,
+    /// The role session name (default `account-link-service`).
+    pub session_name: Option<String>,
 }
 
 /// A configuration file error.
@@ -245,10 +297,28 @@ impl FileConfig {
                     "account {account_id} listed twice"
                 )));
             }
-            let credentials = match &entry.profile {
-                Some(p) => AccountCredentials::Profile(p.clone()),
-                None => AccountCredentials::Ambient,
+            let credentials = match (&entry.profile, &entry.role_arn) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "account {account_id}: set at most one of profile and role_arn"
+                    )));
+                }
+                (Some(p), None) => AccountCredentials::Profile(p.clone()),
+                (None, Some(role_arn)) => AccountCredentials::AssumeRole {
+                    role_arn: role_arn.clone(),
+                    external_id: entry.external_id.clone(),
+                    session_name: entry
+                        .session_name
+                        .clone()
+                        .unwrap_or_else(|| "account-link-service".to_owned()),
+                },
+                (None, None) => AccountCredentials::Ambient,
             };
+            if entry.external_id.is_some() && entry.role_arn.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "account {account_id}: external_id needs role_arn"
+                )));
+            }
             out.push(AccountSettings {
                 account_id,
                 credentials,

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::{FieldViolation, MutationKind};
+use crate::auth::AuthError;
+use crate::domain::{AccountId, FieldViolation, MutationKind};
+use crate::grpc::Malformed;
 use crate::upstream::{AccountError, UpstreamError, UpstreamErrorKind};
 
 /// `ErrorInfo.domain` of every error this service returns.
@@ -28,10 +30,16 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub mod reason {
     /// Local validation failed (DESIGN §4).
     pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    /// The request message is not valid protobuf for its method.
+    pub const MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
+    /// The request message exceeds the size limit.
+    pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
     /// A client token was reused with other parameters (AWS RAM rules).
     pub const IDEMPOTENCY_PARAMETER_MISMATCH: &str = "IDEMPOTENCY_PARAMETER_MISMATCH";
     /// The same client token is being processed by another request.
     pub const IDEMPOTENCY_KEY_IN_USE: &str = "IDEMPOTENCY_KEY_IN_USE";
+    /// The caller's policy does not allow this method or acting account.
+    pub const CALLER_NOT_ALLOWED: &str = "CALLER_NOT_ALLOWED";
     /// The acting account is not configured on this service.
     pub const ACCOUNT_NOT_CONFIGURED: &str = "ACCOUNT_NOT_CONFIGURED";
     /// AWS `ValidationException`.
@@ -46,6 +54,8 @@ pub mod reason {
     pub const UPSTREAM_THROTTLED: &str = "UPSTREAM_THROTTLED";
     /// AWS failed without applying the change (5xx, InternalServerException).
     pub const UPSTREAM_UNAVAILABLE: &str = "UPSTREAM_UNAVAILABLE";
+    /// AWS refused this service's own credentials: an operator must act.
+    pub const UPSTREAM_CREDENTIALS_REJECTED: &str = "UPSTREAM_CREDENTIALS_REJECTED";
     /// AWS may or may not have applied the change (timeout, transport).
     pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
     /// The database did not answer.
@@ -101,6 +111,25 @@ impl ApiError {
         err
     }
 
+    /// An undecodable request (INVALID_ARGUMENT, reason
+    /// `MALFORMED_REQUEST`, BadRequest on the whole message) or one over
+    /// the size limit (RESOURCE_EXHAUSTED, reason `MESSAGE_TOO_LARGE`, as
+    /// gRPC specifies for size limits).
+    pub fn malformed(malformed: &Malformed) -> Self {
+        match malformed {
+            Malformed::TooLarge(limit) => Self::new(
+                Code::ResourceExhausted,
+                reason::MESSAGE_TOO_LARGE,
+                format!("the request message exceeds {limit} bytes"),
+            ),
+            Malformed::Undecodable(why) => {
+                let mut e = Self::new(Code::InvalidArgument, reason::MALFORMED_REQUEST, why);
+                e.details.add_bad_request_violation("", why);
+                e
+            }
+        }
+    }
+
     /// INVALID_ARGUMENT, reason `IDEMPOTENCY_PARAMETER_MISMATCH`: the client
     /// token was first used with other parameters (AWS RAM
     /// `IdempotentParameterMismatch`).
@@ -127,6 +156,30 @@ impl ApiError {
         );
         err.details.set_retry_info(Some(retry_after));
         err
+    }
+
+    /// UNAUTHENTICATED with ErrorInfo (reason `CREDENTIALS_MISSING` or
+    /// `INVALID_BEARER_TOKEN`).
+    pub fn unauthenticated(err: AuthError) -> Self {
+        Self::new(Code::Unauthenticated, err.reason(), err.to_string())
+    }
+
+    /// PERMISSION_DENIED, reason `CALLER_NOT_ALLOWED`: the policy does not
+    /// allow `principal` to call `method` (as `account`, when known).
+    pub fn caller_not_allowed(principal: &str, method: &str, account: Option<&AccountId>) -> Self {
+        let message = match account {
+            Some(a) => format!("{principal} may not call {method} as account {a}"),
+            None => format!("{principal} may not call {method}"),
+        };
+        let mut metadata = HashMap::from([
+            ("principal".to_owned(), principal.to_owned()),
+            ("method".to_owned(), method.to_owned()),
+        ]);
+        if let Some(a) = account {
+            metadata.insert("account_id".to_owned(), a.to_string());
+        }
+        Self::new(Code::PermissionDenied, reason::CALLER_NOT_ALLOWED, message)
+            .with_metadata(metadata)
     }
 
     /// The acting account cannot be used: INVALID_ARGUMENT when none was
@@ -206,6 +259,20 @@ impl ApiError {
                 let mut e = Self::new(Code::Unavailable, reason::UPSTREAM_UNAVAILABLE, &message);
                 e.details.set_retry_info(Some(DEFAULT_RETRY_DELAY));
                 e
+            }
+            UpstreamErrorKind::Credentials => {
+                tracing::error!(
+                    aws_error_code = ?err.aws_error_code,
+                    account = owner,
+                    "aws rejected the service's credentials for this account"
+                );
+                // No RetryInfo: retrying does not help until an operator
+                // fixes the credentials.
+                Self::new(
+                    Code::Unavailable,
+                    reason::UPSTREAM_CREDENTIALS_REJECTED,
+                    "AWS rejected this service's credentials for the acting account; contact the operators",
+                )
             }
             UpstreamErrorKind::OutcomeUnknown => {
                 let mut e = Self::new(

@@ -8,25 +8,40 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::{Authenticator, Policy};
 use crate::config::{ConfigError, FileConfig, ServeArgs};
 use crate::emulator::{Emulator, RunningEmulator};
-use crate::grpc::{AccountLinkApi, DedupSettings};
+use crate::error::ApiError;
+use crate::grpc::{AccountLinkApi, DedupSettings, METHODS, MalformedRequestLayer};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pb::account_link_service_server::AccountLinkServiceServer;
 use crate::store::{PgStore, StoreError};
 use crate::upstream::{SdkUpstream, UpstreamSettings};
 
 /// Largest accepted request message, in bytes. The largest legal request
-/// is well under 1 KiB; larger ones are refused by the transport with
-/// RESOURCE_EXHAUSTED (DESIGN §4).
+/// is under 4 KiB; larger ones are refused with RESOURCE_EXHAUSTED and
+/// audited ([`MalformedRequestLayer`]), and tonic's own decode limit is set
+/// to the same value behind it.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// Maximum concurrent HTTP/2 streams (in-flight RPCs) per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Maximum size of a request's header list (metadata), in bytes.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
+/// HTTP/2 keep-alive ping interval on idle connections.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a keep-alive ping may go unanswered before the connection is closed.
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often the health probe checks the database.
 pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -60,6 +75,9 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     api: AccountLinkApi<SdkUpstream>,
+    tls: Option<ServerTlsConfig>,
+    /// Set when health and reflection require credentials too.
+    guard: Option<Authenticator>,
     store: PgStore,
     emulator: Option<RunningEmulator>,
     purge_interval: Duration,
@@ -78,7 +96,24 @@ impl Application {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        if args.client_token_lease() <= args.upstream_timeout() {
+            // A lease that can end while its upstream call still runs lets a
+            // second request re-drive it: two upstream calls.
+            return Err(ConfigError::Invalid(format!(
+                "--client-token-lease-secs ({}) must exceed --upstream-timeout-secs ({})",
+                args.client_token_lease_secs, args.upstream_timeout_secs
+            ))
+            .into());
+        }
         let accounts = file.account_settings()?;
+        let auth = Authenticator::new(&file.auth, args.dev)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let policy = Policy::new(&file.policy, args.dev, &METHODS)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if auth.allows_anonymous() {
+            tracing::warn!("anonymous callers are allowed (principal \"anonymous\")");
+        }
+        let tls = tls_config(&args)?;
         if accounts.is_empty() && !args.dev {
             return Err(ConfigError::Invalid(
                 "no acting accounts configured: pass --config with [[accounts]], or --dev".into(),
@@ -112,16 +147,11 @@ impl Application {
             max_attempts: args.aws_max_attempts,
             operation_timeout: args.upstream_timeout(),
             accounts,
-            dev: args.dev,
+            any_account: args.dev,
+            emulator_credentials: args.dev || args.emulator_credentials,
         })
         .await;
-        if args.client_token_lease() <= args.upstream_timeout() {
-            tracing::warn!(
-                lease_secs = args.client_token_lease_secs,
-                upstream_timeout_secs = args.upstream_timeout_secs,
-                "client-token lease does not exceed the upstream timeout: a slow call may be re-driven"
-            );
-        }
+
         let api = AccountLinkApi::new(
             store.clone(),
             upstream,
@@ -130,6 +160,8 @@ impl Application {
                 ttl: args.client_token_ttl(),
                 upstream_token_key: args.upstream_token_key.clone().into_bytes(),
             },
+            auth.clone(),
+            policy,
         );
         let listener = TcpListener::bind(args.listen).await?;
         let local_addr = listener.local_addr()?;
@@ -137,6 +169,8 @@ impl Application {
             listener,
             local_addr,
             api,
+            tls,
+            guard: file.auth.protect_health_and_reflection.then_some(auth),
             store,
             emulator,
             purge_interval: Duration::from_secs(args.purge_interval_secs.max(1)),
@@ -155,8 +189,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; then reports NOT_SERVING, stops
-    /// accepting, lets in-flight RPCs (and their audit writes) finish within
-    /// the grace period, and closes the database pool.
+    /// accepting, lets in-flight RPCs finish within the grace period, waits
+    /// (within the same grace period) for every started RPC task to write
+    /// its audit event, and closes the database pool.
     ///
     /// # Errors
     /// [`StartupError`] when the server fails.
@@ -184,39 +219,67 @@ impl Application {
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight rpcs");
+            // The probe must not flip health back to SERVING while draining.
+            probe.abort();
             set_health(&signal_reporter, ServingStatus::NotServing).await;
             let _ = stopping_tx.send(());
         };
 
+        let tasks = self.api.tasks().clone();
         let api =
             AccountLinkServiceServer::new(self.api).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let guard = self.guard;
+        let check =
+            move |request: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+                if let Some(auth) = &guard {
+                    let certs = request.peer_certs();
+                    auth.authenticate(request.metadata(), certs.as_deref().map(Vec::as_slice))
+                        .map_err(|e| tonic::Status::from(ApiError::unauthenticated(e)))?;
+                }
+                Ok(request)
+            };
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
         tracing::info!(addr = %self.local_addr, "serving grpc");
-        let server = Server::builder()
-            .layer(tower::util::MapResponseLayer::new(
-                oversized_is_resource_exhausted,
-            ))
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+        let server = builder
+            .layer(MalformedRequestLayer::new(MAX_REQUEST_BYTES))
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+            .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
+            .add_service(InterceptedService::new(health_service, check.clone()))
+            .add_service(InterceptedService::new(reflection_v1, check.clone()))
+            .add_service(InterceptedService::new(reflection_v1alpha, check))
             .add_service(api)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), signal);
+
         let grace = self.shutdown_grace;
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(deadline);
         let result = tokio::select! {
             result = server => result.map_err(StartupError::from),
-            () = async move {
-                if stopping_rx.await.is_ok() {
-                    tokio::time::sleep(grace).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => {
+            () = &mut deadline => {
                 tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period elapsed with rpcs in flight");
                 Ok(())
             }
         };
-        probe.abort();
+        // RPC bodies run as tasks that outlive a vanished caller; let them
+        // write their audit events before the pool closes.
+        tasks.close();
+        tokio::select! {
+            () = tasks.wait() => {}
+            () = &mut deadline => {
+                tracing::error!(pending = tasks.len(), "rpc tasks still running after the grace period; their audit events may be missing");
+            }
+        }
         purge.abort();
         self.store.close().await;
         drop(self.emulator);
@@ -225,24 +288,32 @@ impl Application {
     }
 }
 
-/// Rewrites tonic's answer to an over-limit request message (OUT_OF_RANGE,
-/// "decoded message length too large", sent trailers-only) to
-/// RESOURCE_EXHAUSTED, the code gRPC specifies for exceeded message size
-/// limits (grpc/grpc#10612, doc/statuscodes.md).
-fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
-    let headers = response.headers_mut();
-    let too_large = headers.get("grpc-status").is_some_and(|v| v == "11")
-        && headers
-            .get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| {
-                m.contains("message%20length%20too%20large")
-                    || m.contains("message length too large")
-            });
-    if too_large {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+/// Installs rustls' ring crypto provider as the process default (both ring
+/// and aws-lc-rs are linked, so rustls cannot pick one by itself). Calling
+/// it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The TLS settings of `--tls-*`, if any.
+fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ConfigError> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    install_crypto_provider();
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &args.tls_client_ca {
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(args.tls_client_auth_optional);
     }
-    response
+    Ok(Some(tls))
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -273,7 +344,7 @@ async fn purge_loop(store: PgStore, every: Duration) {
     let mut interval = tokio::time::interval(every);
     loop {
         interval.tick().await;
-        match store.purge_expired(OffsetDateTime::now_utc()).await {
+        match store.purge_expired(None).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired client-token records"),
             Err(e) => {

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Operation;
+use super::sts::ASSUME_ROLE;
 
 /// A fault to apply to the next `count` calls, optionally only to calls of one operation.
 ///
@@ -18,8 +19,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many matching calls it applies to; at least 1.
     pub count: u32,
-    /// The AWS operation name (e.g. `CreateAccountLinkInvitation`) the fault is limited to;
-    /// `None` matches every call to `POST /`.
+    /// The AWS operation name (e.g. `CreateAccountLinkInvitation`, or `AssumeRole` for STS)
+    /// the fault is limited to; `None` matches every call to `POST /`, STS calls included.
     #[serde(default)]
     pub operation: Option<String>,
 }
@@ -45,7 +46,7 @@ impl Fault {
     ///
     /// # Errors
     /// [`FaultError::ZeroCount`] when `count` is 0; [`FaultError::UnknownOperation`] when
-    /// `operation` is not one of the six account-link operations;
+    /// `operation` is neither one of the six account-link operations nor `AssumeRole`;
     /// [`FaultError::InvalidErrorCode`] for an `AwsError` code that cannot be sent.
     pub fn validate(&self) -> Result<(), FaultError> {
         if self.count == 0 {
@@ -61,7 +62,7 @@ impl Fault {
             }
         }
         match &self.operation {
-            Some(name) if Operation::from_name(name).is_none() => {
+            Some(name) if Operation::from_name(name).is_none() && name != ASSUME_ROLE => {
                 Err(FaultError::UnknownOperation(name.clone()))
             }
             _ => Ok(()),
@@ -73,9 +74,10 @@ impl Fault {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FaultKind {
-    /// Answers `ThrottlingException` (HTTP 400) without handling the call.
+    /// Answers `ThrottlingException` (STS: `Throttling`; HTTP 400) without handling the call.
     Throttling,
-    /// Answers `InternalServerException` (HTTP 500) without handling the call.
+    /// Answers `InternalServerException` (STS: `InternalFailure`; HTTP 500) without handling
+    /// the call.
     InternalServerError,
     /// Waits `millis` milliseconds (on the tokio clock, so paused-clock tests auto-advance),
     /// then handles the call normally. The call completes even if the client gives up first.
@@ -85,9 +87,11 @@ pub enum FaultKind {
     },
     /// Answers the exception named `code` (e.g. `ConflictException`) with `message`, without
     /// handling the call. The HTTP status is the one the emulator uses for that exception
-    /// (500 for `InternalServerException`, 403 for the authentication failures), else 400.
-    /// An injected `ResourceNotFoundException` names the request's `LinkId` (or
-    /// `LinkedAccountId`) as its `ResourceId`.
+    /// (500 for `InternalServerException`, 403 for the authentication failures), else 400;
+    /// for an STS call, the status of that STS error code (403 for `AccessDenied` and the
+    /// authentication failures, 500 for `InternalFailure`), else 400. An injected
+    /// `ResourceNotFoundException` names the request's `LinkId` (or `LinkedAccountId`) as its
+    /// `ResourceId`.
     AwsError {
         /// The exception name, e.g. `AccessDeniedException`; ASCII letters, digits, `.`, `_`.
         code: String,
@@ -107,7 +111,9 @@ pub enum FaultError {
     #[error("fault count must be at least 1")]
     ZeroCount,
     /// `operation` named nothing the emulator serves.
-    #[error("unknown operation {0:?}: expected one of the six account-link operations")]
+    #[error(
+        "unknown operation {0:?}: expected one of the six account-link operations or AssumeRole"
+    )]
     UnknownOperation(String),
     /// An `AwsError` code was empty or not made of ASCII letters, digits, `.` and `_`.
     #[error("invalid aws error code {0:?}")]
@@ -214,6 +220,12 @@ mod tests {
         assert_eq!(
             Fault::new(FaultKind::Throttling, 0).validate(),
             Err(FaultError::ZeroCount)
+        );
+        assert_eq!(
+            Fault::new(FaultKind::Throttling, 1)
+                .only_for("AssumeRole")
+                .validate(),
+            Ok(())
         );
         assert!(matches!(
             Fault::new(FaultKind::Throttling, 1)

@@ -1,11 +1,18 @@
 //! A local Amazon WorkSpaces account-link emulator (DESIGN.md §9).
 //!
 //! An HTTP server speaking the AWS JSON 1.1 protocol for the six account-link operations, so
-//! `aws-sdk-workspaces` and boto3 (with an endpoint URL override) talk to it unchanged. It
-//! backs `serve --dev`, the end-to-end tests, and `account-link-service emulator --listen`.
-//! It keeps everything in memory and never pretends to be AWS in production.
+//! `aws-sdk-workspaces` and boto3 (with an endpoint URL override) talk to it unchanged, and
+//! the AWS STS `AssumeRole` action, so `aws_config::sts::AssumeRoleProvider` can act as other
+//! accounts through assumed roles against the same endpoint (DESIGN.md §8). It backs
+//! `serve --dev`, the end-to-end tests, and `account-link-service emulator --listen`. It keeps
+//! everything in memory and never pretends to be AWS in production.
 //!
 //! # Protocol
+//! `POST /` serves both protocols, told apart by the request's shape: a request with
+//! `X-Amz-Target` is a WorkSpaces JSON 1.1 call; one without it whose body is a form with an
+//! `Action` field is an STS query call; anything else is a JSON 1.1 call with no target.
+//!
+//! ## WorkSpaces (AWS JSON 1.1)
 //! `POST /` with `X-Amz-Target: WorkspacesService.<Operation>` and a JSON body. Success is
 //! `200` with the operation's output; failure is `400` (`500` for `InternalServerException`,
 //! `403` for authentication failures) with `x-amzn-ErrorType: <Code>` and
@@ -13,23 +20,45 @@
 //! An unknown target is `UnknownOperationException`; a body that is not a JSON object, or a
 //! member of the wrong JSON type, is `SerializationException`. `Content-Type` is not checked.
 //!
+//! ## STS `AssumeRole` (AWS query)
+//! `POST /` with a `application/x-www-form-urlencoded` body
+//! `Action=AssumeRole&Version=2011-06-15&RoleArn=…&RoleSessionName=…[&ExternalId=…]
+//! [&DurationSeconds=…]`. Success is `200` with a `text/xml`
+//! `AssumeRoleResponse` (namespace `https://sts.amazonaws.com/doc/2011-06-15/`) whose
+//! credentials have the role's 12-digit account id as `AccessKeyId`, a random secret and
+//! session token, and `Expiration` = now + `DurationSeconds` (900..43200, default 3600); the
+//! `AssumedRoleUser` is `arn:aws:sts::<account>:assumed-role/<role name>/<session>`. Failure is
+//! an `ErrorResponse/Error/{Type, Code, Message}` document: `ValidationError` (400) for a
+//! parameter outside its constraint or a role ARN not of the form
+//! `arn:aws:iam::<12 digits>:role/[<path>/]<name>`; `AccessDenied` (403) when the role
+//! requires an external id ([`Emulator::require_external_id`]) and the call sends another or
+//! none; `InvalidAction` (400) for another action or version; `MissingAuthenticationToken`
+//! (403) for an unsigned call. Every well-formed role ARN names an assumable role, and any
+//! signed caller may assume it. See `sts.rs` for the sources.
+//!
 //! # Caller identity
 //! The caller's account is the access key id of the SigV4 `Authorization` header's
 //! credential scope: a 12-digit access key id *is* the account id (the LocalStack
-//! convention). Signatures are not verified. See `protocol.rs` for the exceptions.
+//! convention). Signatures are not verified. See `protocol.rs` for the exceptions. STS
+//! accepts any access key id; the credentials it returns make WorkSpaces calls as the role's
+//! account.
 //!
 //! # Test hooks
 //! - A call log ([`CallRecord`]) of every request that reaches `POST /`, failures and
-//!   injected faults included: [`Emulator::calls`], `GET /_emulator/calls`.
-//! - Fault injection ([`Fault`]) for the next N calls, optionally of one operation:
-//!   throttling, 5xx, any AWS exception, latency, dropped connection ([`FaultKind`]);
-//!   [`Emulator::inject_fault`], `POST /_emulator/faults`.
+//!   injected faults included: [`Emulator::calls`], `GET /_emulator/calls`. `AssumeRole`
+//!   calls are logged under the role's account with their form fields (external id redacted).
+//! - Fault injection ([`Fault`]) for the next N calls, optionally of one operation
+//!   (`AssumeRole` included): throttling, 5xx, any AWS exception, latency, dropped connection
+//!   ([`FaultKind`]); [`Emulator::inject_fault`], `POST /_emulator/faults`.
+//! - Roles that require an external id: [`Emulator::require_external_id`].
 //! - `DELETE /_emulator/calls`, `DELETE /_emulator/faults`, and `GET /_emulator/links`
 //!   (every link, in creation order).
 //!
 //! # Layout
 //! - `protocol`: `X-Amz-Target`, caller identity, the error envelope.
 //! - `state`: links, lifecycle rules, client-token idempotency, pagination.
+//! - `sts`: `AssumeRole` over the query protocol: form decoding, validation, external ids,
+//!   the XML documents.
 //! - `faults`: the fault queue.
 //! - `server`: the axum handlers.
 
@@ -37,6 +66,7 @@ mod faults;
 mod protocol;
 mod server;
 mod state;
+mod sts;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -50,7 +80,8 @@ use tokio::task::JoinHandle;
 pub use self::faults::{Fault, FaultError, FaultKind};
 pub use self::state::{AccountLink, AccountLinkStatus};
 
-/// The emulator: its links, call log and pending faults, shared by every clone.
+/// The emulator: its links, call log, pending faults and role requirements, shared by every
+/// clone.
 ///
 /// Cloning is cheap and every clone sees the same state, so a test can keep one while the
 /// server runs another.
@@ -66,6 +97,7 @@ struct Shared {
     /// Last call sequence number handed out; never reset, so `seq` stays unique.
     last_seq: u64,
     faults: faults::FaultQueue,
+    roles: sts::Roles,
 }
 
 /// One request that reached `POST /`, as the call log records it.
@@ -79,15 +111,19 @@ pub struct CallRecord {
     /// [`Emulator::clear_calls`]).
     pub seq: u64,
     /// The AWS operation name, or the raw `X-Amz-Target` value (empty when missing) when it
-    /// names no known operation.
+    /// names no known operation; for an STS query call, its `Action` (e.g. `AssumeRole`).
     pub operation: String,
-    /// The caller's account, when the `Authorization` header names a 12-digit access key id.
+    /// The caller's account, when the `Authorization` header names a 12-digit access key id;
+    /// for an STS call, the account of its `RoleArn` when that is a well-formed role ARN.
     pub account_id: Option<String>,
-    /// The request's `ClientToken` member, when it is a string.
+    /// The request's `ClientToken` member, when it is a string (`None` for STS calls).
     pub client_token: Option<String>,
-    /// The request body as JSON; a body that is not JSON is kept as a string.
+    /// The request body as JSON; a body that is not JSON is kept as a string. For an STS
+    /// call, its form fields as a JSON object of strings (the first value of each field),
+    /// with `ExternalId` and `TokenCode` replaced by `"<redacted>"`.
     pub request: serde_json::Value,
-    /// The exception the call ended with (`None` on success or while still in flight).
+    /// The exception (STS: error code) the call ended with (`None` on success or while still
+    /// in flight).
     pub error_code: Option<String>,
     /// The `x-amzn-RequestId` of the response.
     pub request_id: String,
@@ -102,7 +138,8 @@ impl Emulator {
         Self::default()
     }
 
-    /// The axum router: `POST /` (JSON 1.1) plus the `/_emulator/*` control endpoints.
+    /// The axum router: `POST /` (JSON 1.1 and STS query) plus the `/_emulator/*` control
+    /// endpoints.
     pub fn router(&self) -> axum::Router {
         server::router(self.clone())
     }
@@ -186,6 +223,17 @@ impl Emulator {
     /// Drops every waiting fault.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
+    }
+
+    /// Makes the role `role_arn` (`arn:aws:iam::<account>:role/<name>`) assumable only with
+    /// `ExternalId` `external_id`, replacing any earlier requirement for it: an `AssumeRole`
+    /// call for it with another external id or none is `AccessDenied` (403). Roles without a
+    /// requirement accept any external id, as a trust policy without an `sts:ExternalId`
+    /// condition does.
+    pub fn require_external_id(&self, role_arn: impl Into<String>, external_id: impl Into<String>) {
+        self.lock()
+            .roles
+            .require_external_id(role_arn.into(), external_id.into());
     }
 
     /// A snapshot of every link (deleted ones excluded), in creation order.

@@ -241,26 +241,12 @@ impl ApiError {
 ///   no `Credential=<AKID>/...` part.
 /// - `UnrecognizedClientException` (403) when the access key id is not 12 ASCII digits.
 pub(super) fn caller_account(headers: &HeaderMap) -> Result<String, ApiError> {
-    let missing = || {
+    let access_key_id = sigv4_access_key_id(headers).ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingAuthenticationToken,
             "Missing Authentication Token",
         )
-    };
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(missing)?;
-    let params = value
-        .trim_start()
-        .strip_prefix("AWS4-HMAC-SHA256")
-        .ok_or_else(missing)?;
-    let credential = params
-        .split(',')
-        .map(str::trim)
-        .find_map(|part| part.strip_prefix("Credential="))
-        .ok_or_else(missing)?;
-    let (access_key_id, _scope) = credential.split_once('/').ok_or_else(missing)?;
+    })?;
     if is_account_id(access_key_id) {
         Ok(access_key_id.to_owned())
     } else {
@@ -269,6 +255,20 @@ pub(super) fn caller_account(headers: &HeaderMap) -> Result<String, ApiError> {
             "The security token included in the request is invalid.",
         ))
     }
+}
+
+/// The access key id of the SigV4 `Authorization` header's credential scope
+/// (`AWS4-HMAC-SHA256 Credential=<AKID>/<date>/<region>/<service>/aws4_request, ...`), possibly
+/// empty; `None` when the header is missing, not SigV4, or has no `Credential=<AKID>/...` part.
+pub(super) fn sigv4_access_key_id(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let params = value.trim_start().strip_prefix("AWS4-HMAC-SHA256")?;
+    let credential = params
+        .split(',')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("Credential="))?;
+    let (access_key_id, _scope) = credential.split_once('/')?;
+    Some(access_key_id)
 }
 
 /// Whether `value` matches the model's account id pattern `^\d{12}$`.

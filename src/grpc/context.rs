@@ -10,7 +10,9 @@ use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
+use crate::auth::{ANONYMOUS, AuthError, Authenticator};
 use crate::error::{ApiError, code_name};
+use crate::grpc::Malformed;
 use crate::store::{AuditEvent, IdempotencyOutcome};
 
 /// Metadata key of the request id, accepted from the caller or generated,
@@ -19,9 +21,6 @@ pub const REQUEST_ID_METADATA: &str = "x-request-id";
 
 /// Response metadata set on replays of a completed client token (DESIGN §5).
 pub const REPLAYED_METADATA: &str = "idempotent-replayed";
-
-/// The principal of unauthenticated callers.
-pub(crate) const ANONYMOUS: &str = "anonymous";
 
 /// Longest accepted caller-supplied request id.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -32,6 +31,10 @@ pub(crate) struct CallContext {
     pub(crate) method: &'static str,
     read_only: bool,
     pub(crate) principal: String,
+    /// Why authentication failed; the principal is then `anonymous`.
+    pub(crate) auth_error: Option<AuthError>,
+    /// Why the request message could not be decoded, if it could not.
+    pub(crate) malformed: Option<Malformed>,
     source_ip: Option<String>,
     user_agent: Option<String>,
     pub(crate) request_id: String,
@@ -51,6 +54,12 @@ pub(crate) struct AuditDraft {
 }
 
 impl AuditDraft {
+    /// Replaces the request parameters (e.g. when the message was
+    /// undecodable and its fields mean nothing).
+    pub(crate) fn set_parameters(&mut self, request_parameters: Value) {
+        self.request_parameters = request_parameters;
+    }
+
     /// A draft with the (already redacted) request parameters.
     pub(crate) fn new(request_parameters: Value) -> Self {
         Self {
@@ -73,10 +82,18 @@ fn printable(value: &str, max: usize) -> Option<String> {
 }
 
 impl CallContext {
-    /// Captures the caller of `request`. The request id is the caller's
-    /// `x-request-id` when it is 1..=128 printable ASCII characters, else a
-    /// new UUIDv4.
-    pub(crate) fn new<T>(method: &'static str, read_only: bool, request: &Request<T>) -> Self {
+    /// Captures and authenticates the caller of `request`. The request id
+    /// is the caller's `x-request-id` when it is 1..=128 printable ASCII
+    /// characters, else a new UUIDv4.
+    pub(crate) fn new<T>(
+        method: &'static str,
+        read_only: bool,
+        request: &Request<T>,
+        auth: &Authenticator,
+    ) -> Self {
+        let peer_certs = request.peer_certs();
+        let authenticated =
+            auth.authenticate(request.metadata(), peer_certs.as_deref().map(Vec::as_slice));
         let metadata = request.metadata();
         let text = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok());
         let request_id = text(REQUEST_ID_METADATA)
@@ -85,7 +102,11 @@ impl CallContext {
         Self {
             method,
             read_only,
-            principal: ANONYMOUS.to_owned(),
+            principal: authenticated
+                .clone()
+                .unwrap_or_else(|_| ANONYMOUS.to_owned()),
+            auth_error: authenticated.err(),
+            malformed: request.extensions().get::<Malformed>().cloned(),
             source_ip: request.remote_addr().map(|a| a.ip().to_string()),
             user_agent: text("user-agent").and_then(|v| printable(v, 512)),
             request_id,

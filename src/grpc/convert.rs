@@ -16,13 +16,9 @@ pub(crate) const MAX_PAGE_SIZE: i32 = 25;
 /// Longest string kept per field in the audit trail's `request_parameters`.
 const AUDIT_FIELD_MAX_CHARS: usize = 256;
 
-/// The fields every request carries, validated: the acting account (if
-/// named) and the client token (if sent).
-#[derive(Debug)]
-pub(crate) struct Common {
-    pub(crate) account_id: Option<AccountId>,
-    pub(crate) client_token: Option<ClientToken>,
-}
+/// A validated mutating request: the acting account (if named), the
+/// mutation, and the client token (if sent).
+pub(crate) type MutationInput = (Option<AccountId>, (Mutation, Option<ClientToken>));
 
 /// Collects violations while parsing a request.
 #[derive(Debug, Default)]
@@ -72,25 +68,32 @@ impl Checker {
     }
 }
 
-fn common(c: &mut Checker, account_id: &str, client_token: &str) -> Common {
-    Common {
-        account_id: c.optional("account_id", account_id, AccountId::parse),
-        client_token: c.optional("client_token", client_token, ClientToken::parse),
-    }
+fn common(
+    c: &mut Checker,
+    account_id: &str,
+    client_token: &str,
+) -> (Option<AccountId>, Option<ClientToken>) {
+    (
+        c.optional("account_id", account_id, AccountId::parse),
+        c.optional("client_token", client_token, ClientToken::parse),
+    )
 }
 
 /// Validates a `CreateAccountLinkInvitationRequest`.
 pub(crate) fn create(
     req: &pb::CreateAccountLinkInvitationRequest,
-) -> Result<(Common, Mutation), Vec<FieldViolation>> {
+) -> Result<MutationInput, Vec<FieldViolation>> {
     let mut c = Checker::default();
-    let common = common(&mut c, &req.account_id, &req.client_token);
+    let (account_id, token) = common(&mut c, &req.account_id, &req.client_token);
     let target = c.required(
         "target_account_id",
         &req.target_account_id,
         AccountId::parse,
     );
-    c.finish(target.map(|target_account_id| (common, Mutation::Create { target_account_id })))
+    c.finish(
+        target
+            .map(|target_account_id| (account_id, (Mutation::Create { target_account_id }, token))),
+    )
 }
 
 /// Validates the `(account_id, link_id, client_token)` of an Accept, Reject
@@ -100,11 +103,11 @@ pub(crate) fn on_link(
     link_id: &str,
     client_token: &str,
     build: fn(LinkId) -> Mutation,
-) -> Result<(Common, Mutation), Vec<FieldViolation>> {
+) -> Result<MutationInput, Vec<FieldViolation>> {
     let mut c = Checker::default();
-    let common = common(&mut c, account_id, client_token);
+    let (account_id, token) = common(&mut c, account_id, client_token);
     let link = c.required("link_id", link_id, LinkId::parse);
-    c.finish(link.map(|l| (common, build(l))))
+    c.finish(link.map(|l| (account_id, (build(l), token))))
 }
 
 /// Validates a `GetAccountLinkRequest`: at least one of `link_id` and

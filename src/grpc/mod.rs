@@ -8,7 +8,9 @@
 
 mod context;
 mod convert;
+mod malformed;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +18,12 @@ use hmac::{Hmac, KeyInit, Mac};
 use prost::Message;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
+use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status};
 
 use self::context::{AuditDraft, CallContext};
 use self::convert::{audit_str, link_to_json, link_to_pb};
+use crate::auth::{Authenticator, Policy};
 use crate::domain::{AccountId, ClientToken, FieldViolation, LinkId, Mutation};
 use crate::error::ApiError;
 use crate::proto::pb;
@@ -28,9 +31,20 @@ use crate::proto::pb::account_link_service_server::AccountLinkService;
 use crate::store::{
     ClaimOutcome, IdempotencyOutcome, NewClaim, PgStore, RecordKey, RecordOutcome, StoredOutcome,
 };
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
 pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
+pub use self::malformed::{Malformed, MalformedRequest, MalformedRequestLayer, frame};
+
+/// The RPC method names of `AccountLinkService`, as policies name them.
+pub const METHODS: [&str; 6] = [
+    "CreateAccountLinkInvitation",
+    "AcceptAccountLinkInvitation",
+    "RejectAccountLinkInvitation",
+    "DeleteAccountLinkInvitation",
+    "GetAccountLink",
+    "ListAccountLinks",
+];
 
 /// Client-token dedup settings (DESIGN §5).
 #[derive(Clone)]
@@ -74,6 +88,9 @@ struct Inner<U> {
     store: PgStore,
     upstream: U,
     dedup: DedupSettings,
+    auth: Authenticator,
+    policy: Policy,
+    tasks: TaskTracker,
 }
 
 /// A mutation's answer before it is wrapped in the method's response type.
@@ -88,13 +105,16 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// The upstream ClientToken of a dedup key: lowercase hex HMAC-SHA256 over
-/// `principal \n method \n client_token` (64 characters, within AWS's
-/// `^.{1,64}$`). Deterministic, so a re-drive is the same AWS request.
+/// `principal \n method \n client_token`, then `\n generation` for
+/// generations above 0 (64 characters, within AWS's `^.{1,64}$`).
+/// Deterministic, so a re-drive is the same AWS request; a token reused
+/// after its record expired (next generation) is a new one.
 pub fn upstream_client_token(
     key: &[u8],
     principal: &str,
     method: &str,
     token: &ClientToken,
+    generation: i32,
 ) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
         // HMAC accepts keys of any length; this branch is unreachable.
@@ -105,19 +125,60 @@ pub fn upstream_client_token(
     mac.update(method.as_bytes());
     mac.update(b"\n");
     mac.update(token.as_str().as_bytes());
+    if generation > 0 {
+        mac.update(format!("\n{generation}").as_bytes());
+    }
     hex::encode(mac.finalize().into_bytes())
 }
 
 impl<U: Upstream> AccountLinkApi<U> {
     /// Builds the service.
-    pub fn new(store: PgStore, upstream: U, dedup: DedupSettings) -> Self {
+    pub fn new(
+        store: PgStore,
+        upstream: U,
+        dedup: DedupSettings,
+        auth: Authenticator,
+        policy: Policy,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 upstream,
                 dedup,
+                auth,
+                policy,
+                tasks: TaskTracker::new(),
             }),
         }
+    }
+
+    /// The tracker of running RPC tasks (waited for at shutdown).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    /// Runs an RPC body as its own task, so that once started it finishes —
+    /// upstream call, client-token record, audit event — even when the
+    /// caller cancels or its deadline passes (DESIGN §2: every RPC is
+    /// audited; nothing is lost).
+    async fn detach<T: Send + 'static>(
+        &self,
+        body: impl Future<Output = Result<T, Status>> + Send + 'static,
+    ) -> Result<T, Status> {
+        match self.inner.tasks.spawn(body).await {
+            Ok(result) => result,
+            Err(e) => Err(ApiError::internal(&e).into()),
+        }
+    }
+
+    /// Captures the caller of `request` (authenticating it).
+    fn context<T>(
+        &self,
+        method: &'static str,
+        read_only: bool,
+        request: &Request<T>,
+    ) -> CallContext {
+        CallContext::new(method, read_only, request, &self.inner.auth)
     }
 
     /// Audits a refused or failed RPC and returns its status.
@@ -145,41 +206,89 @@ impl<U: Upstream> AccountLinkApi<U> {
         Ok(ctx.response(body, false))
     }
 
-    /// Validation and account resolution shared by every RPC.
-    fn resolve(
+    /// Audits and answers a read-only RPC from its upstream `result`;
+    /// `subject` names the resource for error details.
+    async fn finish_read<O, R>(
         &self,
+        ctx: &CallContext,
+        mut draft: AuditDraft,
+        acting: &AccountId,
+        result: Result<UpstreamOutput<O>, UpstreamError>,
+        subject: (&str, &str),
+        respond: impl FnOnce(O) -> R,
+    ) -> Result<Response<R>, Status> {
+        match result {
+            Ok(out) => {
+                draft.upstream_request_id = out.aws_request_id;
+                draft.upstream_attempts = out.attempts;
+                self.answer(ctx, draft, respond(out.value)).await
+            }
+            Err(e) => {
+                draft.upstream_request_id = e.aws_request_id.clone();
+                draft.upstream_attempts = e.attempts;
+                let err = ApiError::upstream(&e, None, subject, acting.as_str());
+                Err(self.refuse(ctx, draft, err).await)
+            }
+        }
+    }
+
+    /// Everything before the first write, in DESIGN §2 order:
+    /// authentication, validation, the method policy, then the acting
+    /// account (policy first when the request names it, so a caller learns
+    /// nothing about accounts it may not use). Records the acting account
+    /// in `draft` as soon as it is known.
+    fn admit<T>(
+        &self,
+        ctx: &CallContext,
         draft: &mut AuditDraft,
-        requested: Option<AccountId>,
-    ) -> Result<AccountId, ApiError> {
+        parsed: Result<(Option<AccountId>, T), Vec<FieldViolation>>,
+    ) -> Result<(AccountId, T), ApiError> {
+        if let Some(err) = ctx.auth_error {
+            return Err(ApiError::unauthenticated(err));
+        }
+        if let Some(malformed) = &ctx.malformed {
+            draft.set_parameters(json!({ "malformed": true }));
+            return Err(ApiError::malformed(malformed));
+        }
+        let (requested, input) = parsed.map_err(|v| ApiError::invalid_argument(&v))?;
+        let policy = &self.inner.policy;
+        let deny = |account: Option<&AccountId>| {
+            ApiError::caller_not_allowed(&ctx.principal, ctx.method, account)
+        };
+        if !policy.allows_method(&ctx.principal, ctx.method) {
+            draft.account_id = requested.as_ref().map(AccountId::to_string);
+            return Err(deny(requested.as_ref()));
+        }
+        if let Some(account) = &requested {
+            draft.account_id = Some(account.to_string());
+            if !policy.allows(&ctx.principal, ctx.method, account) {
+                return Err(deny(Some(account)));
+            }
+        }
         let acting = self
             .inner
             .upstream
             .resolve_account(requested)
             .map_err(|e| ApiError::account(&e))?;
         draft.account_id = Some(acting.to_string());
-        Ok(acting)
+        if !policy.allows(&ctx.principal, ctx.method, &acting) {
+            return Err(deny(Some(&acting)));
+        }
+        Ok((acting, input))
     }
 
     /// Runs a mutating RPC through the three phases of DESIGN §5.
     async fn mutation(
         &self,
         ctx: &CallContext,
-        parsed: Result<(convert::Common, Mutation), Vec<FieldViolation>>,
+        parsed: Result<convert::MutationInput, Vec<FieldViolation>>,
         mut draft: AuditDraft,
     ) -> Result<MutationReply, Status> {
-        let (common, mutation) = match parsed {
+        let (acting, (mutation, token)) = match self.admit(ctx, &mut draft, parsed) {
             Ok(v) => v,
-            Err(violations) => {
-                return Err(self
-                    .refuse(ctx, draft, ApiError::invalid_argument(&violations))
-                    .await);
-            }
-        };
-        let acting = match self.resolve(&mut draft, common.account_id) {
-            Ok(a) => a,
             Err(e) => return Err(self.refuse(ctx, draft, e).await),
         };
-        let token = common.client_token.unwrap_or_else(ClientToken::generate);
+        let token = token.unwrap_or_else(ClientToken::generate);
         let token_sha256 = sha256_hex(token.as_str().as_bytes());
         draft.client_token_sha256 = Some(token_sha256.clone());
         let kind = mutation.kind();
@@ -192,23 +301,21 @@ impl<U: Upstream> AccountLinkApi<U> {
             key: key.clone(),
             acting_account_id: acting.to_string(),
             request_fingerprint: hex::encode(mutation.fingerprint(&acting)),
-            upstream_client_token: upstream_client_token(
-                &self.inner.dedup.upstream_token_key,
-                &ctx.principal,
-                ctx.method,
-                &token,
-            ),
             lease: self.inner.dedup.lease,
             ttl: self.inner.dedup.ttl,
         };
 
         // Phase 1.
-        let claimed = match self
-            .inner
-            .store
-            .claim(&claim, OffsetDateTime::now_utc())
-            .await
-        {
+        let derive = |generation: i32| {
+            upstream_client_token(
+                &self.inner.dedup.upstream_token_key,
+                &ctx.principal,
+                ctx.method,
+                &token,
+                generation,
+            )
+        };
+        let claimed = match self.inner.store.claim(&claim, None, &derive).await {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(ctx, draft, ApiError::database(&e)).await),
         };
@@ -390,22 +497,30 @@ impl_link_request!(
 
 impl<U: Upstream> AccountLinkApi<U> {
     /// Accept, Reject or Delete: `build` makes the mutation from the link id.
-    async fn on_link<Req: LinkRequest, Resp: FromReply>(
+    async fn on_link<Req, Resp>(
         &self,
         method: &'static str,
         request: Request<Req>,
         build: fn(LinkId) -> Mutation,
-    ) -> Result<Response<Resp>, Status> {
-        let ctx = CallContext::new(method, false, &request);
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: LinkRequest + Send + 'static,
+        Resp: FromReply + Send + 'static,
+    {
+        let ctx = self.context(method, false, &request);
         let req = request.into_inner();
-        let (account_id, link_id, client_token) = req.parts();
-        let draft = AuditDraft::new(link_params(account_id, link_id));
-        let parsed = convert::on_link(account_id, link_id, client_token, build);
-        let reply = self.mutation(&ctx, parsed, draft).await?;
-        Ok(ctx.response(
-            Resp::from_reply(reply.account_link, reply.client_token),
-            reply.replayed,
-        ))
+        let this = self.clone();
+        self.detach(async move {
+            let (account_id, link_id, client_token) = req.parts();
+            let draft = AuditDraft::new(link_params(account_id, link_id));
+            let parsed = convert::on_link(account_id, link_id, client_token, build);
+            let reply = this.mutation(&ctx, parsed, draft).await?;
+            Ok(ctx.response(
+                Resp::from_reply(reply.account_link, reply.client_token),
+                reply.replayed,
+            ))
+        })
+        .await
     }
 }
 
@@ -437,20 +552,24 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         &self,
         request: Request<pb::CreateAccountLinkInvitationRequest>,
     ) -> Result<Response<pb::CreateAccountLinkInvitationResponse>, Status> {
-        let ctx = CallContext::new("CreateAccountLinkInvitation", false, &request);
+        let ctx = self.context("CreateAccountLinkInvitation", false, &request);
         let req = request.into_inner();
-        let draft = AuditDraft::new(json!({
-            "account_id": audit_str(&req.account_id),
-            "target_account_id": audit_str(&req.target_account_id),
-        }));
-        let reply = self.mutation(&ctx, convert::create(&req), draft).await?;
-        Ok(ctx.response(
-            pb::CreateAccountLinkInvitationResponse::from_reply(
-                reply.account_link,
-                reply.client_token,
-            ),
-            reply.replayed,
-        ))
+        let this = self.clone();
+        self.detach(async move {
+            let draft = AuditDraft::new(json!({
+                "account_id": audit_str(&req.account_id),
+                "target_account_id": audit_str(&req.target_account_id),
+            }));
+            let reply = this.mutation(&ctx, convert::create(&req), draft).await?;
+            Ok(ctx.response(
+                pb::CreateAccountLinkInvitationResponse::from_reply(
+                    reply.account_link,
+                    reply.client_token,
+                ),
+                reply.replayed,
+            ))
+        })
+        .await
     }
 
     async fn accept_account_link_invitation(
@@ -487,89 +606,67 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         &self,
         request: Request<pb::GetAccountLinkRequest>,
     ) -> Result<Response<pb::GetAccountLinkResponse>, Status> {
-        let ctx = CallContext::new("GetAccountLink", true, &request);
+        let ctx = self.context("GetAccountLink", true, &request);
         let req = request.into_inner();
-        let mut draft = AuditDraft::new(json!({
-            "account_id": audit_str(&req.account_id),
-            "link_id": audit_str(&req.link_id),
-            "linked_account_id": audit_str(&req.linked_account_id),
-        }));
-        let (requested, input) = match convert::get(&req) {
-            Ok(v) => v,
-            Err(violations) => {
-                return Err(self
-                    .refuse(&ctx, draft, ApiError::invalid_argument(&violations))
-                    .await);
-            }
-        };
-        let acting = match self.resolve(&mut draft, requested) {
-            Ok(a) => a,
-            Err(e) => return Err(self.refuse(&ctx, draft, e).await),
-        };
-        match self.inner.upstream.get_account_link(&acting, &input).await {
-            Ok(out) => {
-                draft.upstream_request_id = out.aws_request_id;
-                draft.upstream_attempts = out.attempts;
-                let body = pb::GetAccountLinkResponse {
-                    account_link: Some(link_to_pb(&out.value)),
-                };
-                self.answer(&ctx, draft, body).await
-            }
-            Err(e) => {
-                draft.upstream_request_id = e.aws_request_id.clone();
-                draft.upstream_attempts = e.attempts;
-                let subject = match (&input.link_id, &input.linked_account_id) {
-                    (Some(link), _) => ("link_id", link.as_str()),
-                    (None, Some(account)) => ("linked_account_id", account.as_str()),
-                    (None, None) => ("link_id", ""),
-                };
-                let err = ApiError::upstream(&e, None, subject, acting.as_str());
-                Err(self.refuse(&ctx, draft, err).await)
-            }
-        }
+        let this = self.clone();
+        self.detach(async move {
+            let mut draft = AuditDraft::new(json!({
+                "account_id": audit_str(&req.account_id),
+                "link_id": audit_str(&req.link_id),
+                "linked_account_id": audit_str(&req.linked_account_id),
+            }));
+            let (acting, input) = match this.admit(&ctx, &mut draft, convert::get(&req)) {
+                Ok(v) => v,
+                Err(e) => return Err(this.refuse(&ctx, draft, e).await),
+            };
+            let result = this.inner.upstream.get_account_link(&acting, &input).await;
+            let subject = match (&input.link_id, &input.linked_account_id) {
+                (Some(link), _) => ("link_id", link.as_str()),
+                (None, Some(account)) => ("linked_account_id", account.as_str()),
+                (None, None) => ("link_id", ""),
+            };
+            this.finish_read(&ctx, draft, &acting, result, subject, |link| {
+                pb::GetAccountLinkResponse {
+                    account_link: Some(link_to_pb(&link)),
+                }
+            })
+            .await
+        })
+        .await
     }
 
     async fn list_account_links(
         &self,
         request: Request<pb::ListAccountLinksRequest>,
     ) -> Result<Response<pb::ListAccountLinksResponse>, Status> {
-        let ctx = CallContext::new("ListAccountLinks", true, &request);
+        let ctx = self.context("ListAccountLinks", true, &request);
         let req = request.into_inner();
-        let mut draft = AuditDraft::new(convert::list_params(&req));
-        let (requested, input) = match convert::list(&req) {
-            Ok(v) => v,
-            Err(violations) => {
-                return Err(self
-                    .refuse(&ctx, draft, ApiError::invalid_argument(&violations))
-                    .await);
-            }
-        };
-        let acting = match self.resolve(&mut draft, requested) {
-            Ok(a) => a,
-            Err(e) => return Err(self.refuse(&ctx, draft, e).await),
-        };
-        match self
-            .inner
-            .upstream
-            .list_account_links(&acting, &input)
+        let this = self.clone();
+        self.detach(async move {
+            let mut draft = AuditDraft::new(convert::list_params(&req));
+            let (acting, input) = match this.admit(&ctx, &mut draft, convert::list(&req)) {
+                Ok(v) => v,
+                Err(e) => return Err(this.refuse(&ctx, draft, e).await),
+            };
+            let result = this
+                .inner
+                .upstream
+                .list_account_links(&acting, &input)
+                .await;
+            let token = input.next_token.as_ref().map_or("", |t| t.as_str());
+            this.finish_read(
+                &ctx,
+                draft,
+                &acting,
+                result,
+                ("page_token", token),
+                |page| pb::ListAccountLinksResponse {
+                    account_links: page.account_links.iter().map(link_to_pb).collect(),
+                    next_page_token: page.next_token.unwrap_or_default(),
+                },
+            )
             .await
-        {
-            Ok(out) => {
-                draft.upstream_request_id = out.aws_request_id;
-                draft.upstream_attempts = out.attempts;
-                let body = pb::ListAccountLinksResponse {
-                    account_links: out.value.account_links.iter().map(link_to_pb).collect(),
-                    next_page_token: out.value.next_token.unwrap_or_default(),
-                };
-                self.answer(&ctx, draft, body).await
-            }
-            Err(e) => {
-                draft.upstream_request_id = e.aws_request_id.clone();
-                draft.upstream_attempts = e.attempts;
-                let token = input.next_token.as_ref().map_or("", |t| t.as_str());
-                let err = ApiError::upstream(&e, None, ("page_token", token), acting.as_str());
-                Err(self.refuse(&ctx, draft, err).await)
-            }
-        }
+        })
+        .await
     }
 }

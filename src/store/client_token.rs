@@ -27,8 +27,6 @@ pub struct NewClaim {
     pub acting_account_id: String,
     /// Lowercase hex SHA-256 of the canonical request.
     pub request_fingerprint: String,
-    /// The ClientToken sent to AWS (derived from the key).
-    pub upstream_client_token: String,
     /// How long the claimant may drive the record before another request
     /// may take it over.
     pub lease: Duration,
@@ -87,6 +85,7 @@ pub enum RecordOutcome {
 struct ExistingRecord {
     request_fingerprint: String,
     upstream_client_token: String,
+    generation: i32,
     state: String,
     locked_until: Option<OffsetDateTime>,
     expires_at: OffsetDateTime,
@@ -97,67 +96,111 @@ struct ExistingRecord {
     response_body: Option<Vec<u8>>,
 }
 
+/// The time decisions are made at: `now` when given (tests), else the
+/// database's clock, shared by every replica (so a replica whose clock runs
+/// ahead cannot take over a live lease).
+pub(crate) async fn clock(
+    conn: &mut PgConnection,
+    now: Option<OffsetDateTime>,
+) -> Result<OffsetDateTime, sqlx::Error> {
+    match now {
+        Some(t) => Ok(t),
+        None => sqlx::query_scalar("select now()").fetch_one(conn).await,
+    }
+}
+
 /// Phase 1 (DESIGN §5): inserts the record `in_progress` with a lease, or,
-/// on conflict, locks the existing row and decides replay / mismatch /
-/// in progress / takeover. An expired record is treated as absent.
+/// on conflict, locks the existing row and decides, in this order:
+/// expired and not under a live lease -> start afresh (next generation);
+/// other fingerprint -> mismatch; live lease -> in progress; completed ->
+/// replay; retryable or lease expired -> take over. `upstream_token(generation)` derives the
+/// ClientToken sent to AWS for a new generation; a takeover reuses the
+/// stored one.
 pub(crate) async fn claim(
     conn: &mut PgConnection,
     claim: &NewClaim,
     now: OffsetDateTime,
+    upstream_token: &(dyn Fn(i32) -> String + Sync),
 ) -> Result<ClaimOutcome, sqlx::Error> {
     let lease_id = Uuid::new_v4();
     let locked_until = now + claim.lease;
-    let inserted = sqlx::query(
-        "insert into client_token_record (
-            principal, method, client_token_sha256, acting_account_id, request_fingerprint,
-            upstream_client_token, state, lease_id, locked_until, created_at, updated_at,
-            expires_at
-        ) values ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, $9, $9, $10)
-        on conflict do nothing",
-    )
-    .bind(&claim.key.principal)
-    .bind(claim.key.method)
-    .bind(&claim.key.client_token_sha256)
-    .bind(&claim.acting_account_id)
-    .bind(&claim.request_fingerprint)
-    .bind(&claim.upstream_client_token)
-    .bind(lease_id)
-    .bind(locked_until)
-    .bind(now)
-    .bind(now + claim.ttl)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(ClaimOutcome::Acquired {
-            lease_id,
-            takeover: false,
-            upstream_client_token: claim.upstream_client_token.clone(),
-        });
+    // Twice at most: a purge may delete the conflicting row between the
+    // insert and the select.
+    for _ in 0..2 {
+        let first_token = upstream_token(0);
+        let inserted = sqlx::query(
+            "insert into client_token_record (
+                principal, method, client_token_sha256, acting_account_id, request_fingerprint,
+                upstream_client_token, state, lease_id, locked_until, created_at, updated_at,
+                expires_at
+            ) values ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, $9, $9, $10)
+            on conflict do nothing",
+        )
+        .bind(&claim.key.principal)
+        .bind(claim.key.method)
+        .bind(&claim.key.client_token_sha256)
+        .bind(&claim.acting_account_id)
+        .bind(&claim.request_fingerprint)
+        .bind(&first_token)
+        .bind(lease_id)
+        .bind(locked_until)
+        .bind(now)
+        .bind(now + claim.ttl)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(ClaimOutcome::Acquired {
+                lease_id,
+                takeover: false,
+                upstream_client_token: first_token,
+            });
+        }
+
+        let existing: Option<ExistingRecord> = sqlx::query_as(
+            "select request_fingerprint, upstream_client_token, generation, state, locked_until,
+                    expires_at, grpc_code, error_reason, response_message, response_details,
+                    response_body
+             from client_token_record
+             where principal = $1 and method = $2 and client_token_sha256 = $3
+             for update",
+        )
+        .bind(&claim.key.principal)
+        .bind(claim.key.method)
+        .bind(&claim.key.client_token_sha256)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(existing) = existing else { continue };
+        return decide(conn, claim, existing, lease_id, now, upstream_token).await;
     }
+    Err(sqlx::Error::RowNotFound)
+}
 
-    let existing: ExistingRecord = sqlx::query_as(
-        "select request_fingerprint, upstream_client_token, state, locked_until, expires_at,
-                grpc_code, error_reason, response_message, response_details, response_body
-         from client_token_record
-         where principal = $1 and method = $2 and client_token_sha256 = $3
-         for update",
-    )
-    .bind(&claim.key.principal)
-    .bind(claim.key.method)
-    .bind(&claim.key.client_token_sha256)
-    .fetch_one(&mut *conn)
-    .await?;
+async fn decide(
+    conn: &mut PgConnection,
+    claim: &NewClaim,
+    existing: ExistingRecord,
+    lease_id: Uuid,
+    now: OffsetDateTime,
+    upstream_token: &(dyn Fn(i32) -> String + Sync),
+) -> Result<ClaimOutcome, sqlx::Error> {
+    let locked_until = now + claim.lease;
+    let live_lease =
+        existing.state == "in_progress" && existing.locked_until.is_some_and(|until| until > now);
 
-    if existing.expires_at <= now {
-        // Expired but not yet purged: the token starts afresh.
+    if !live_lease && existing.expires_at <= now {
+        // Expired but not yet purged: the token starts afresh, as a new
+        // AWS request (next generation, next upstream ClientToken). A
+        // record still driven under a live lease is never restarted.
+        let generation = existing.generation.saturating_add(1);
+        let token = upstream_token(generation);
         sqlx::query(
             "update client_token_record
              set acting_account_id = $4, request_fingerprint = $5, upstream_client_token = $6,
-                 state = 'in_progress', lease_id = $7, locked_until = $8, drive_count = 1,
-                 grpc_code = null, error_reason = null, response_message = null,
-                 response_details = null, response_body = null,
-                 created_at = $9, updated_at = $9, expires_at = $10
+                 generation = $7, state = 'in_progress', lease_id = $8, locked_until = $9,
+                 drive_count = 1, grpc_code = null, error_reason = null,
+                 response_message = null, response_details = null, response_body = null,
+                 created_at = $10, updated_at = $10, expires_at = $11
              where principal = $1 and method = $2 and client_token_sha256 = $3",
         )
         .bind(&claim.key.principal)
@@ -165,7 +208,8 @@ pub(crate) async fn claim(
         .bind(&claim.key.client_token_sha256)
         .bind(&claim.acting_account_id)
         .bind(&claim.request_fingerprint)
-        .bind(&claim.upstream_client_token)
+        .bind(&token)
+        .bind(generation)
         .bind(lease_id)
         .bind(locked_until)
         .bind(now)
@@ -175,7 +219,7 @@ pub(crate) async fn claim(
         return Ok(ClaimOutcome::Acquired {
             lease_id,
             takeover: false,
-            upstream_client_token: claim.upstream_client_token.clone(),
+            upstream_client_token: token,
         });
     }
 
@@ -183,45 +227,47 @@ pub(crate) async fn claim(
         return Ok(ClaimOutcome::Mismatch);
     }
 
-    match existing.state.as_str() {
-        "completed" => Ok(ClaimOutcome::Replay(StoredOutcome {
+    if live_lease {
+        let remaining = existing
+            .locked_until
+            .map_or(time::Duration::ZERO, |u| u - now);
+        return Ok(ClaimOutcome::InProgress {
+            retry_after: Duration::try_from(remaining).unwrap_or(Duration::ZERO),
+        });
+    }
+
+    if existing.state == "completed" {
+        return Ok(ClaimOutcome::Replay(StoredOutcome {
             grpc_code: existing.grpc_code.unwrap_or(tonic::Code::Unknown as i32),
             error_reason: existing.error_reason,
             message: existing.response_message,
             details: existing.response_details,
             body: existing.response_body,
-        })),
-        "in_progress" if existing.locked_until.is_some_and(|until| until > now) => {
-            let remaining = existing
-                .locked_until
-                .map_or(time::Duration::ZERO, |u| u - now);
-            Ok(ClaimOutcome::InProgress {
-                retry_after: Duration::try_from(remaining).unwrap_or(Duration::ZERO),
-            })
-        }
-        // retryable, or in_progress with an expired lease: take it over.
-        _ => {
-            sqlx::query(
-                "update client_token_record
-                 set state = 'in_progress', lease_id = $4, locked_until = $5,
-                     drive_count = drive_count + 1, updated_at = $6
-                 where principal = $1 and method = $2 and client_token_sha256 = $3",
-            )
-            .bind(&claim.key.principal)
-            .bind(claim.key.method)
-            .bind(&claim.key.client_token_sha256)
-            .bind(lease_id)
-            .bind(locked_until)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            Ok(ClaimOutcome::Acquired {
-                lease_id,
-                takeover: true,
-                upstream_client_token: existing.upstream_client_token,
-            })
-        }
+        }));
     }
+
+    // Retryable, or in progress under an expired lease: take it over. The
+    // record lives at least as long as the new lease.
+    sqlx::query(
+        "update client_token_record
+         set state = 'in_progress', lease_id = $4, locked_until = $5,
+             drive_count = drive_count + 1, updated_at = $6,
+             expires_at = greatest(expires_at, $5)
+         where principal = $1 and method = $2 and client_token_sha256 = $3",
+    )
+    .bind(&claim.key.principal)
+    .bind(claim.key.method)
+    .bind(&claim.key.client_token_sha256)
+    .bind(lease_id)
+    .bind(locked_until)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(ClaimOutcome::Acquired {
+        lease_id,
+        takeover: true,
+        upstream_client_token: existing.upstream_client_token,
+    })
 }
 
 /// Phase 3 (DESIGN §5): records the outcome of the drive holding

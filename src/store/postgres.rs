@@ -79,17 +79,22 @@ impl PgStore {
 
     /// Phase 1 of a mutating RPC, in its own transaction: see
     /// [`ClaimOutcome`]. Concurrent claims of one key serialize on the
-    /// primary key, so exactly one of them is `Acquired`.
+    /// primary key, so exactly one of them is `Acquired`. `now` is `None` in
+    /// production (the database's clock decides leases and expiry) and set
+    /// by tests. `upstream_token(generation)` derives the ClientToken sent to
+    /// AWS for a new use of the key.
     ///
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn claim(
         &self,
         claim: &NewClaim,
-        now: OffsetDateTime,
+        now: Option<OffsetDateTime>,
+        upstream_token: &(dyn Fn(i32) -> String + Sync),
     ) -> Result<ClaimOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let outcome = client_token::claim(&mut tx, claim, now).await?;
+        let now = client_token::clock(&mut tx, now).await?;
+        let outcome = client_token::claim(&mut tx, claim, now, upstream_token).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -126,12 +131,14 @@ impl PgStore {
         Ok(seq)
     }
 
-    /// Deletes expired client-token records; returns how many.
+    /// Deletes expired client-token records; returns how many. `now` as
+    /// for [`PgStore::claim`].
     ///
     /// # Errors
     /// [`StoreError::Database`].
-    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    pub async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        let now = client_token::clock(&mut conn, now).await?;
         Ok(client_token::purge_expired(&mut conn, now).await?)
     }
 

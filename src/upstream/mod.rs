@@ -48,6 +48,11 @@ pub enum UpstreamErrorKind {
     /// AWS answered with `InternalServerException`, a 5xx, or an error code
     /// this service does not know: AWS did not apply the change. Retryable.
     Unavailable,
+    /// AWS refused this service's credentials or signature
+    /// (`UnrecognizedClientException`, `ExpiredTokenException`, …): an
+    /// operator must fix the configuration. AWS did not apply the change.
+    /// Retryable once fixed.
+    Credentials,
     /// Timeout, dropped connection or unreadable response: AWS may or may
     /// not have applied the change. Retryable (the re-drive sends the same
     /// upstream ClientToken, so AWS de-duplicates it).
@@ -79,6 +84,15 @@ impl UpstreamErrorKind {
             | "TooManyRequestsException"
             | "RequestLimitExceeded"
             | "ThrottledException" => Self::Throttling,
+            "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "ExpiredTokenException"
+            | "ExpiredToken"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "MissingAuthenticationTokenException"
+            | "MissingAuthenticationToken" => Self::Credentials,
             _ => Self::Unavailable,
         }
     }
@@ -159,7 +173,9 @@ mod tests {
             ("ConflictException", K::Conflict, true),
             ("ThrottlingException", K::Throttling, false),
             ("InternalServerException", K::Unavailable, false),
-            ("UnrecognizedClientException", K::Unavailable, false),
+            ("UnrecognizedClientException", K::Credentials, false),
+            ("ExpiredTokenException", K::Credentials, false),
+            ("SomethingNewException", K::Unavailable, false),
         ] {
             assert_eq!(K::from_aws_error_code(code), kind, "{code}");
             assert_eq!(kind.is_final(), fin, "{code}");

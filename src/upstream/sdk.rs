@@ -39,6 +39,15 @@ pub enum AccountCredentials {
     Ambient,
     /// A named profile of the shared AWS config files.
     Profile(String),
+    /// A role assumed through STS with the base credentials as the source.
+    AssumeRole {
+        /// `arn:aws:iam::<account>:role/<name>`.
+        role_arn: String,
+        /// The `ExternalId` the role's trust policy requires.
+        external_id: Option<String>,
+        /// The role session name.
+        session_name: String,
+    },
 }
 
 /// One configured acting account.
@@ -63,9 +72,12 @@ pub struct UpstreamSettings {
     pub operation_timeout: Duration,
     /// The configured acting accounts.
     pub accounts: Vec<AccountSettings>,
-    /// Development mode: any 12-digit account is accepted, with static
-    /// emulator credentials whose access key id is the account id.
-    pub dev: bool,
+    /// Accept any 12-digit acting account, not only the configured ones
+    /// (`--dev`).
+    pub any_account: bool,
+    /// Base and per-account credentials are the emulator's static ones
+    /// (access key id = account id); never probe the ambient chain.
+    pub emulator_credentials: bool,
 }
 
 /// The upstream through `aws-sdk-workspaces`: one SDK client per acting
@@ -75,7 +87,8 @@ pub struct SdkUpstream {
     base: SdkConfig,
     clients: RwLock<HashMap<AccountId, Client>>,
     configured: usize,
-    dev: bool,
+    any_account: bool,
+    emulator_credentials: bool,
 }
 
 impl SdkUpstream {
@@ -90,13 +103,13 @@ impl SdkUpstream {
             );
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
-        } else if settings.dev {
+        } else if settings.emulator_credentials {
             loader = loader.region(Region::from_static("us-east-1"));
         }
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        if settings.dev {
+        if settings.emulator_credentials {
             // Never probe the ambient chain (or instance metadata) in dev mode.
             loader = loader.credentials_provider(dev_credentials("000000000000"));
         }
@@ -104,7 +117,7 @@ impl SdkUpstream {
         let mut clients = HashMap::new();
         for account in &settings.accounts {
             let provider = match &account.credentials {
-                AccountCredentials::Ambient if settings.dev => {
+                AccountCredentials::Ambient if settings.emulator_credentials => {
                     Some(dev_credentials(account.account_id.as_str()))
                 }
                 AccountCredentials::Ambient => None,
@@ -114,6 +127,19 @@ impl SdkUpstream {
                         .build();
                     Some(SharedCredentialsProvider::new(profile))
                 }
+                AccountCredentials::AssumeRole {
+                    role_arn,
+                    external_id,
+                    session_name,
+                } => {
+                    let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                        .session_name(session_name)
+                        .configure(&base);
+                    if let Some(id) = external_id {
+                        builder = builder.external_id(id);
+                    }
+                    Some(SharedCredentialsProvider::new(builder.build().await))
+                }
             };
             clients.insert(account.account_id.clone(), client_with(&base, provider));
         }
@@ -121,7 +147,8 @@ impl SdkUpstream {
             base,
             configured: clients.len(),
             clients: RwLock::new(clients),
-            dev: settings.dev,
+            any_account: settings.any_account,
+            emulator_credentials: settings.emulator_credentials,
         }
     }
 
@@ -129,7 +156,7 @@ impl SdkUpstream {
         if let Some(client) = read(&self.clients).get(acting) {
             return Ok(client.clone());
         }
-        if !self.dev {
+        if !(self.any_account && self.emulator_credentials) {
             return Err(UpstreamError {
                 kind: UpstreamErrorKind::Internal,
                 aws_error_code: None,
@@ -257,7 +284,7 @@ impl Upstream for SdkUpstream {
     fn resolve_account(&self, requested: Option<AccountId>) -> Result<AccountId, AccountError> {
         let clients = read(&self.clients);
         match requested {
-            Some(account) if self.dev || clients.contains_key(&account) => Ok(account),
+            Some(account) if self.any_account || clients.contains_key(&account) => Ok(account),
             Some(account) => Err(AccountError::NotConfigured(account)),
             None if self.configured == 1 => Ok(clients
                 .keys()

@@ -65,6 +65,7 @@ async fn the_upstream_client_token_is_derived_from_the_key() {
         "anonymous",
         "CreateAccountLinkInvitation",
         &ClientToken::parse("derive-1").unwrap(),
+        0,
     );
     assert_eq!(expected.len(), 64);
     assert_eq!(
@@ -154,6 +155,11 @@ async fn concurrent_identical_creates_make_exactly_one_upstream_call() {
     );
     let events = app.audit_events().await;
     assert_eq!(events.len(), 32, "every rpc audited");
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=32).collect::<Vec<i64>>(),
+        "gapless seq under concurrency"
+    );
     assert_eq!(
         events
             .iter()
@@ -258,4 +264,39 @@ async fn a_final_aws_error_is_replayed_too() {
         events[1].error_reason.as_deref(),
         Some("RESOURCE_NOT_FOUND")
     );
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_mid_call_still_leaves_a_record_and_an_audit_event() {
+    let mut app = spawn_app().await;
+    app.emu().inject_fault(
+        Fault::new(FaultKind::Latency { millis: 400 }, 1).only_for("CreateAccountLinkInvitation"),
+    );
+    let mut request = tonic::Request::new(create_request(SOURCE, TARGET, "gave-up"));
+    request.set_timeout(std::time::Duration::from_millis(100));
+    let err = app
+        .client
+        .clone()
+        .create_account_link_invitation(request)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    // A graceful stop waits for the detached RPC task to finish.
+    app.stop().await.expect("clean stop");
+    let events = app.audit_events().await;
+    assert_eq!(events.len(), 1, "the abandoned rpc is audited");
+    assert_eq!(events[0].grpc_code, "OK");
+    assert_eq!(events[0].idempotency_outcome, "new");
+    let state: String = sqlx::query_scalar("select state from client_token_record")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        state, "completed",
+        "a retry with the token will replay, not re-apply"
+    );
+    assert_eq!(app.calls().len(), 1);
 }

@@ -67,6 +67,16 @@ pub(crate) async fn spawn_app() -> TestApp {
 /// Spawns the app; `configure` adjusts the settings (dev mode against this
 /// test's emulator, one SDK attempt so faults map one-to-one to calls).
 pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    spawn(configure, false).await
+}
+
+/// Like [`spawn_app_with`] for a TLS listener: `app.client` is not usable
+/// (tests build their own TLS clients).
+pub(crate) async fn spawn_app_tls(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    spawn(configure, true).await
+}
+
+async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     let emulator = Emulator::new().spawn().await.expect("emulator starts");
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let url = format!("{}/{db_name}", database_server_url());
@@ -85,9 +95,18 @@ pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> Te
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    let client = AccountLinkServiceClient::connect(format!("http://{addr}"))
-        .await
-        .expect("client connects");
+    let client = if tls {
+        // A lazy plaintext channel that is never used.
+        AccountLinkServiceClient::new(
+            Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect_lazy(),
+        )
+    } else {
+        AccountLinkServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("client connects")
+    };
     let pool = PgPool::connect(&url).await.expect("test pool connects");
     TestApp {
         addr,
@@ -297,4 +316,30 @@ pub(crate) fn violated_fields(status: &Status) -> Vec<String> {
 /// The operations the emulator saw, in order.
 pub(crate) fn operations(calls: &[CallRecord]) -> Vec<String> {
     calls.iter().map(|c| c.operation.clone()).collect()
+}
+
+/// Writes `contents` to a fresh file under the system temp dir and returns
+/// its path (the config file of one test).
+pub(crate) fn write_temp(name: &str, contents: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("als-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+/// Lowercase hex SHA-256, as `[[auth.tokens]]` holds bearer tokens.
+pub(crate) fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub(crate) fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
 }

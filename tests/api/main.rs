@@ -1,12 +1,15 @@
 //! End-to-end tests: the real server over a socket, the real SDK over HTTP
 //! to the emulator, a real PostgreSQL (one database per test).
 
+mod assume_role;
 mod audit;
 mod boto3;
 mod client_token;
 mod errors;
 mod helpers;
+mod hostile;
 mod lifecycle;
+mod security;
 mod service;
 mod store;
 mod validation;

@@ -29,10 +29,14 @@ fn claim(token: &str, fingerprint: &str) -> NewClaim {
         },
         acting_account_id: "111111111111".into(),
         request_fingerprint: fingerprint.into(),
-        upstream_client_token: format!("up-{token}"),
         lease: Duration::from_secs(60),
         ttl: Duration::from_secs(24 * 3600),
     }
+}
+
+/// The upstream token of each generation, as the service derives one.
+fn derive(generation: i32) -> String {
+    format!("up-{generation}")
 }
 
 fn ok_outcome() -> RecordOutcome {
@@ -87,11 +91,18 @@ fn lease_of(outcome: &ClaimOutcome) -> uuid::Uuid {
 async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
     let store = store().await;
     let t0 = now_us();
-    let first = store.claim(&claim("k1", "f"), t0).await.unwrap();
+    let first = store
+        .claim(&claim("k1", "f"), Some(t0), &derive)
+        .await
+        .unwrap();
     let first_lease = lease_of(&first);
 
     let during = store
-        .claim(&claim("k1", "f"), t0 + Duration::from_secs(10))
+        .claim(
+            &claim("k1", "f"),
+            Some(t0 + Duration::from_secs(10)),
+            &derive,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -102,7 +113,11 @@ async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
     );
 
     let after = store
-        .claim(&claim("k1", "f"), t0 + Duration::from_secs(61))
+        .claim(
+            &claim("k1", "f"),
+            Some(t0 + Duration::from_secs(61)),
+            &derive,
+        )
         .await
         .unwrap();
     let ClaimOutcome::Acquired {
@@ -115,7 +130,7 @@ async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
     };
     assert!(takeover);
     assert_eq!(
-        upstream_client_token, "up-k1",
+        upstream_client_token, "up-0",
         "the stored upstream token is reused"
     );
 
@@ -134,7 +149,11 @@ async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
             .unwrap()
     );
     let replay = store
-        .claim(&claim("k1", "f"), t0 + Duration::from_secs(62))
+        .claim(
+            &claim("k1", "f"),
+            Some(t0 + Duration::from_secs(62)),
+            &derive,
+        )
         .await
         .unwrap();
     assert!(
@@ -146,7 +165,12 @@ async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
 async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
     let store = store().await;
     let t0 = now_us();
-    let lease = lease_of(&store.claim(&claim("k2", "f"), t0).await.unwrap());
+    let lease = lease_of(
+        &store
+            .claim(&claim("k2", "f"), Some(t0), &derive)
+            .await
+            .unwrap(),
+    );
     assert!(
         store
             .complete(
@@ -159,7 +183,11 @@ async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
             .unwrap()
     );
     let again = store
-        .claim(&claim("k2", "f"), t0 + Duration::from_secs(1))
+        .claim(
+            &claim("k2", "f"),
+            Some(t0 + Duration::from_secs(1)),
+            &derive,
+        )
         .await
         .unwrap();
     assert!(matches!(
@@ -167,7 +195,10 @@ async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
         ClaimOutcome::Acquired { takeover: true, .. }
     ));
     assert_eq!(
-        store.claim(&claim("k2", "other"), t0).await.unwrap(),
+        store
+            .claim(&claim("k2", "other"), Some(t0), &derive)
+            .await
+            .unwrap(),
         ClaimOutcome::Mismatch
     );
 }
@@ -176,7 +207,12 @@ async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
 async fn expired_records_start_afresh_and_are_purged() {
     let store = store().await;
     let t0 = now_us();
-    let lease = lease_of(&store.claim(&claim("k3", "f"), t0).await.unwrap());
+    let lease = lease_of(
+        &store
+            .claim(&claim("k3", "f"), Some(t0), &derive)
+            .await
+            .unwrap(),
+    );
     store
         .complete(&claim("k3", "f").key, lease, &ok_outcome(), &event(t0))
         .await
@@ -185,33 +221,45 @@ async fn expired_records_start_afresh_and_are_purged() {
     // Before expiry: a replay; after: a new request, even with other parameters.
     assert!(matches!(
         store
-            .claim(&claim("k3", "f"), t0 + day - Duration::from_secs(1))
+            .claim(
+                &claim("k3", "f"),
+                Some(t0 + day - Duration::from_secs(1)),
+                &derive
+            )
             .await
             .unwrap(),
         ClaimOutcome::Replay(_)
     ));
     assert!(matches!(
-        store.claim(&claim("k3", "g"), t0 + day).await.unwrap(),
+        store
+            .claim(&claim("k3", "g"), Some(t0 + day), &derive)
+            .await
+            .unwrap(),
         ClaimOutcome::Acquired {
             takeover: false,
             ..
         }
     ));
 
-    let lease = lease_of(&store.claim(&claim("k4", "f"), t0).await.unwrap());
+    let lease = lease_of(
+        &store
+            .claim(&claim("k4", "f"), Some(t0), &derive)
+            .await
+            .unwrap(),
+    );
     store
         .complete(&claim("k4", "f").key, lease, &ok_outcome(), &event(t0))
         .await
         .unwrap();
     assert_eq!(
         store
-            .purge_expired(t0 + day - Duration::from_secs(1))
+            .purge_expired(Some(t0 + day - Duration::from_secs(1)))
             .await
             .unwrap(),
         0
     );
     // k3 was renewed at t0 + day and is in progress under a live lease: kept.
-    assert_eq!(store.purge_expired(t0 + day).await.unwrap(), 1);
+    assert_eq!(store.purge_expired(Some(t0 + day)).await.unwrap(), 1);
     let left: Vec<String> =
         sqlx::query_scalar("select client_token_sha256 from client_token_record")
             .fetch_all(store.pool())
@@ -228,7 +276,10 @@ async fn thirty_two_concurrent_claims_have_exactly_one_winner() {
     for _ in 0..32 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.claim(&claim("race", "f"), now).await.unwrap()
+            store
+                .claim(&claim("race", "f"), Some(now), &derive)
+                .await
+                .unwrap()
         }));
     }
     let mut winners = 0;
@@ -240,4 +291,104 @@ async fn thirty_two_concurrent_claims_have_exactly_one_winner() {
         }
     }
     assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn a_live_lease_wins_over_expiry_and_a_restart_is_a_new_upstream_request() {
+    let store = store().await;
+    let t0 = now_us();
+    let day = Duration::from_secs(24 * 3600);
+    // Retryable until just before expiry, then re-driven: the takeover
+    // extends the record to the end of its lease.
+    let lease = lease_of(
+        &store
+            .claim(&claim("k5", "f"), Some(t0), &derive)
+            .await
+            .unwrap(),
+    );
+    store
+        .complete(
+            &claim("k5", "f").key,
+            lease,
+            &RecordOutcome::Retryable,
+            &event(t0),
+        )
+        .await
+        .unwrap();
+    let late = t0 + day - Duration::from_secs(5);
+    let taken = store
+        .claim(&claim("k5", "f"), Some(late), &derive)
+        .await
+        .unwrap();
+    assert!(matches!(
+        taken,
+        ClaimOutcome::Acquired { takeover: true, .. }
+    ));
+    // Past the original expiry but inside the lease: still in progress, not a fresh start.
+    let during = store
+        .claim(
+            &claim("k5", "f"),
+            Some(t0 + day + Duration::from_secs(1)),
+            &derive,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(during, ClaimOutcome::InProgress { .. }),
+        "{during:?}"
+    );
+    let expires: OffsetDateTime = sqlx::query_scalar(
+        "select expires_at from client_token_record where client_token_sha256 = 'k5'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(expires, late + Duration::from_secs(60));
+
+    // After the lease and the expiry: a new generation with a new upstream token.
+    let fresh = store
+        .claim(
+            &claim("k5", "g"),
+            Some(late + Duration::from_secs(61)),
+            &derive,
+        )
+        .await
+        .unwrap();
+    let ClaimOutcome::Acquired {
+        takeover,
+        upstream_client_token,
+        ..
+    } = fresh
+    else {
+        panic!("{fresh:?}")
+    };
+    assert!(!takeover);
+    assert_eq!(upstream_client_token, "up-1");
+}
+
+#[tokio::test]
+async fn the_database_clock_decides_when_no_time_is_given() {
+    let store = store().await;
+    let lease = lease_of(&store.claim(&claim("k6", "f"), None, &derive).await.unwrap());
+    // A caller whose own clock is far ahead cannot take over a live lease:
+    // the decision uses the database's time.
+    assert!(matches!(
+        store.claim(&claim("k6", "f"), None, &derive).await.unwrap(),
+        ClaimOutcome::InProgress { .. }
+    ));
+    assert!(
+        store
+            .complete(
+                &claim("k6", "f").key,
+                lease,
+                &ok_outcome(),
+                &event(now_us())
+            )
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.claim(&claim("k6", "f"), None, &derive).await.unwrap(),
+        ClaimOutcome::Replay(_)
+    ));
 }
