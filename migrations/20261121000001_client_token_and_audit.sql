@@ -47,11 +47,13 @@ create index client_token_record_expires_at_idx on client_token_record (expires_
 create table audit_chain (
     chain_id    text        primary key,
     last_seq    bigint      not null check (last_seq >= 0),
-    last_hash   bytea,
+    -- row_hash of the row at last_seq; 32 zero bytes before the first row
+    last_hash   bytea       not null check (length(last_hash) = 32),
     created_at  timestamptz not null default now()
 );
 
-insert into audit_chain (chain_id, last_seq) values ('default', 0);
+insert into audit_chain (chain_id, last_seq, last_hash)
+values ('default', 0, decode(repeat('00', 32), 'hex'));
 
 -- One append-only row per RPC, CloudTrail-like.
 create table audit_event (
@@ -82,9 +84,9 @@ create table audit_event (
         check (idempotency_outcome in ('new', 'replayed', 'in_progress', 'mismatch', 'none')),
     client_token_sha256     text,
     duration_us             bigint      not null check (duration_us >= 0),
-    -- the hash chain (filled by the audit-trail work; nullable until then)
-    prev_hash               bytea,
-    row_hash                bytea,
+    -- the hash chain: row_hash = sha256(prev_hash || canonical v1 of the row), see src/audit
+    prev_hash               bytea       not null check (length(prev_hash) = 32),
+    row_hash                bytea       not null check (length(row_hash) = 32),
     unique (chain_id, seq)
 );
 

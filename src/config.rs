@@ -49,6 +49,52 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
+    /// Work with the audit trail: verify the hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Ask a running service's grpc.health.v1 whether it is SERVING
+    /// (exit 0) or not (exit 1); for container health checks.
+    HealthCheck(HealthCheckArgs),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; print `ok: N events, head <hash>` (exit 0)
+    /// or the first broken seq and what is wrong (exit 1).
+    Verify(AuditVerifyArgs),
+}
+
+/// `audit verify` settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// First seq to check (default 1).
+    #[arg(long)]
+    pub from: Option<i64>,
+    /// Last seq to check (default: the chain head).
+    #[arg(long)]
+    pub to: Option<i64>,
+}
+
+/// `health-check` settings.
+#[derive(Debug, Clone, Args)]
+pub struct HealthCheckArgs {
+    /// The service's gRPC address (plaintext).
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_HEALTH_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub addr: SocketAddr,
+    /// The service name to check (`""` = the whole server).
+    #[arg(long, default_value = "accountlink.v1.AccountLinkService")]
+    pub service: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
 }
 
 /// `serve` settings.

@@ -7,6 +7,7 @@
 //! audit event for every RPC in PostgreSQL before answering.
 //!
 //! ## Layout
+//! - [`audit`] — the audit hash chain: canonical encoding, verification.
 //! - [`auth`] — authentication (bearer tokens, mTLS) and the caller policy.
 //! - [`config`] — command line (clap) and the TOML file of acting accounts.
 //! - [`startup`] — [`startup::Application`] builds and runs the server
@@ -22,6 +23,7 @@
 //! - [`error`] — [`error::ApiError`] and its mapping to `tonic::Status`.
 //! - [`telemetry`] — logging.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod domain;

@@ -16,7 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::{Authenticator, Policy};
-use crate::config::{ConfigError, FileConfig, ServeArgs};
+use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
 use crate::grpc::{AccountLinkApi, DedupSettings, METHODS, MalformedRequestLayer};
@@ -286,6 +286,33 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Asks the `grpc.health.v1` service at `args.addr` for `args.service`:
+/// `Ok(true)` when SERVING.
+///
+/// # Errors
+/// A description when the service cannot be reached in time or answers
+/// with an error.
+pub async fn health_check(args: &HealthCheckArgs) -> Result<bool, String> {
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.addr))
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| crate::telemetry::error_chain(&e))?;
+        let response = tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: args.service.clone(),
+            })
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        Ok(response.into_inner().status
+            == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+    };
+    tokio::time::timeout(Duration::from_secs(args.timeout_secs), check)
+        .await
+        .map_err(|_| format!("no answer within {} s", args.timeout_secs))?
 }
 
 /// Installs rustls' ring crypto provider as the process default (both ring

@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use serde_json::Value;
-use time::OffsetDateTime;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
@@ -117,8 +116,8 @@ impl CallContext {
     fn base_event(&self, draft: AuditDraft) -> AuditEvent {
         AuditEvent {
             event_id: Uuid::new_v4(),
-            event_time: OffsetDateTime::now_utc(),
-            method: self.method,
+            event_time: crate::audit::now_micros(),
+            method: self.method.to_owned(),
             read_only: self.read_only,
             principal: self.principal.clone(),
             source_ip: self.source_ip.clone(),
@@ -127,7 +126,7 @@ impl CallContext {
             account_id: draft.account_id,
             request_parameters: draft.request_parameters,
             response_elements: draft.response_elements,
-            grpc_code: "OK",
+            grpc_code: "OK".to_owned(),
             error_reason: None,
             error_message: None,
             upstream_request_id: draft.upstream_request_id,
@@ -144,7 +143,7 @@ impl CallContext {
         let mut event = self.base_event(draft);
         if let Err(err) = outcome {
             event.response_elements = None;
-            event.grpc_code = code_name(err.code());
+            event.grpc_code = code_name(err.code()).to_owned();
             event.error_reason = Some(err.reason().to_owned());
             event.error_message = Some(err.message().to_owned());
         }
@@ -160,7 +159,7 @@ impl CallContext {
     ) -> AuditEvent {
         let mut event = self.base_event(draft);
         event.response_elements = None;
-        event.grpc_code = code_name(status.code());
+        event.grpc_code = code_name(status.code()).to_owned();
         event.error_reason = reason
             .map(str::to_owned)
             .or_else(|| status.get_details_error_info().map(|i| i.reason));
@@ -173,11 +172,11 @@ impl CallContext {
     pub(crate) fn log_unrecorded(&self, event: &AuditEvent) {
         tracing::error!(
             event_id = %event.event_id,
-            method = event.method,
+            method = %event.method,
             principal = %event.principal,
             request_id = %event.request_id,
             account_id = ?event.account_id,
-            grpc_code = event.grpc_code,
+            grpc_code = %event.grpc_code,
             error_reason = ?event.error_reason,
             upstream_request_id = ?event.upstream_request_id,
             idempotency_outcome = event.idempotency_outcome.as_str(),

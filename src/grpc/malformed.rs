@@ -120,7 +120,7 @@ where
 /// Checks `body` is one frame whose message decodes as `method`'s request;
 /// returns the body unchanged when it is (compressed frames are left to
 /// tonic, which refuses them).
-fn check(method: &str, body: Bytes, limit: usize) -> Result<Bytes, Malformed> {
+pub(super) fn check(method: &str, body: Bytes, limit: usize) -> Result<Bytes, Malformed> {
     if body.len() < 5 {
         return Err(Malformed::Undecodable(format!(
             "the body holds {} bytes, less than a gRPC frame header",

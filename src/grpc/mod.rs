@@ -9,6 +9,8 @@
 mod context;
 mod convert;
 mod malformed;
+#[cfg(test)]
+mod proptests;
 
 use std::future::Future;
 use std::sync::Arc;

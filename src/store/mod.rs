@@ -12,7 +12,9 @@ mod audit;
 mod client_token;
 mod postgres;
 
-pub use audit::{AuditEvent, IdempotencyOutcome};
+pub use audit::{
+    AuditEvent, DEFAULT_CHAIN, IdempotencyOutcome, StoredAuditEvent, audit_rows_between,
+};
 pub use client_token::{ClaimOutcome, NewClaim, RecordKey, RecordOutcome, StoredOutcome};
 pub use postgres::{MIGRATOR, PgStore};
 

@@ -30,6 +30,8 @@ pub(crate) struct TestApp {
     pub(crate) client: AccountLinkServiceClient<Channel>,
     pub(crate) emulator: RunningEmulator,
     pub(crate) pool: PgPool,
+    /// The URL of this test's database.
+    pub(crate) database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     pub(crate) server: Option<JoinHandle<Result<(), StartupError>>>,
 }
@@ -109,6 +111,7 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     };
     let pool = PgPool::connect(&url).await.expect("test pool connects");
     TestApp {
+        database_url: url.clone(),
         addr,
         client,
         emulator,

@@ -3,6 +3,7 @@
 
 mod assume_role;
 mod audit;
+mod audit_chain;
 mod boto3;
 mod client_token;
 mod errors;

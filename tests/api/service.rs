@@ -118,3 +118,22 @@ async fn shutdown_finishes_in_flight_rpcs_and_their_audit_events() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].grpc_code, "OK");
 }
+
+#[tokio::test]
+async fn the_health_check_command_reports_serving_and_unreachable() {
+    use account_link_service::config::HealthCheckArgs;
+    use account_link_service::startup::health_check;
+    let app = spawn_app().await;
+    let args = |addr| HealthCheckArgs {
+        addr,
+        service: "accountlink.v1.AccountLinkService".into(),
+        timeout_secs: 3,
+    };
+    assert_eq!(health_check(&args(app.addr)).await, Ok(true));
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert!(health_check(&args(closed)).await.is_err());
+}

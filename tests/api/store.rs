@@ -53,7 +53,7 @@ fn event(at: OffsetDateTime) -> account_link_service::store::AuditEvent {
     account_link_service::store::AuditEvent {
         event_id: uuid::Uuid::new_v4(),
         event_time: at,
-        method: "CreateAccountLinkInvitation",
+        method: "CreateAccountLinkInvitation".into(),
         read_only: false,
         principal: "alice".into(),
         source_ip: None,
@@ -62,7 +62,7 @@ fn event(at: OffsetDateTime) -> account_link_service::store::AuditEvent {
         account_id: None,
         request_parameters: serde_json::json!({}),
         response_elements: None,
-        grpc_code: "OK",
+        grpc_code: "OK".into(),
         error_reason: None,
         error_message: None,
         upstream_request_id: None,
