@@ -61,8 +61,87 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain; print `ok: N events, head <hash>` (exit 0)
-    /// or the first broken seq and what is wrong (exit 1).
+    /// or the first broken seq and what is wrong (exit 1). With
+    /// --checkpoint, also prove the database still holds exactly the
+    /// checkpointed prefix.
     Verify(AuditVerifyArgs),
+    /// Verify the chain and write a signed checkpoint (JSON) of its head.
+    Checkpoint(AuditCheckpointArgs),
+    /// Generate an Ed25519 checkpoint signing key.
+    Keygen(AuditKeygenArgs),
+    /// Stream CloudTrail-shaped JSON lines of a time range to stdout.
+    Export(AuditExportArgs),
+    /// Delete the oldest verified prefix that ends at a stored checkpoint
+    /// and is older than --older-than-days (recorded as an audit event).
+    Retain(AuditRetainArgs),
+}
+
+/// `audit checkpoint` settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuditCheckpointArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// File holding the Ed25519 secret seed (64 hex digits), from `audit keygen`.
+    #[arg(long, env = "ACCOUNT_LINK_AUDIT_SIGNING_KEY")]
+    pub signing_key: PathBuf,
+    /// The previous checkpoint file, to chain to it.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+    /// Where to write the checkpoint (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `audit keygen` settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuditKeygenArgs {
+    /// Where to write the secret seed (created with mode 0600; must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `audit export` settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuditExportArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Start of the range (RFC 3339), inclusive.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub since: time::OffsetDateTime,
+    /// End of the range (RFC 3339), exclusive.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub until: time::OffsetDateTime,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+}
+
+/// `audit export` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One CloudTrail-shaped JSON record per line.
+    Jsonl,
+}
+
+/// `audit retain` settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuditRetainArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// The checkpoint signer's public key (64 hex digits, or a file).
+    #[arg(long, env = "ACCOUNT_LINK_AUDIT_PUBLIC_KEY")]
+    pub public_key: String,
+    /// Only events older than this many days may be deleted.
+    #[arg(long)]
+    pub older_than_days: u32,
+}
+
+fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 /// `audit verify` settings.
@@ -77,6 +156,12 @@ pub struct AuditVerifyArgs {
     /// Last seq to check (default: the chain head).
     #[arg(long)]
     pub to: Option<i64>,
+    /// A checkpoint file to check the database against (with --public-key).
+    #[arg(long, requires = "public_key")]
+    pub checkpoint: Option<PathBuf>,
+    /// The checkpoint signer's public key (64 hex digits, or a file).
+    #[arg(long, env = "ACCOUNT_LINK_AUDIT_PUBLIC_KEY")]
+    pub public_key: Option<String>,
 }
 
 /// `health-check` settings.

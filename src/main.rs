@@ -1,7 +1,7 @@
 //! `account-link-service`: parses the command line, starts logging and runs
 //! the chosen subcommand (`serve`, `emulator`, `migrate`).
 
-use account_link_service::audit;
+use account_link_service::audit::{self, checkpoint};
 use account_link_service::config::{AuditCommand, Cli, Command};
 use account_link_service::emulator::Emulator;
 use account_link_service::startup::{self, Application, shutdown_signal};
@@ -9,6 +9,109 @@ use account_link_service::store::{DEFAULT_CHAIN, PgStore};
 use account_link_service::telemetry;
 use anyhow::Context;
 use clap::Parser;
+
+/// Prints a chain verdict; exits 1 when the chain is broken.
+fn report(verdict: Result<audit::VerifyReport, audit::Break>) {
+    match verdict {
+        Ok(report) => println!("{report}"),
+        Err(broken) => {
+            println!("{broken}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run_audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify(args) => {
+            let store = PgStore::connect(&args.database_url, 2)
+                .await
+                .context("database")?;
+            if let (Some(path), Some(key)) = (&args.checkpoint, &args.public_key) {
+                let checkpoint = checkpoint::read_checkpoint(path)?;
+                let key = checkpoint::read_public_key(key)?;
+                report(audit::verify_checkpoint(store.pool(), &checkpoint, &key).await?);
+            } else {
+                report(audit::verify(store.pool(), DEFAULT_CHAIN, args.from, args.to).await?);
+            }
+        }
+        AuditCommand::Checkpoint(args) => {
+            let store = PgStore::connect(&args.database_url, 2)
+                .await
+                .context("database")?;
+            let key = checkpoint::read_signing_key(&args.signing_key)?;
+            let previous = args
+                .previous
+                .as_deref()
+                .map(checkpoint::read_checkpoint)
+                .transpose()?;
+            match audit::create_checkpoint(store.pool(), DEFAULT_CHAIN, &key, previous.as_ref())
+                .await?
+            {
+                Ok(cp) => {
+                    let text = serde_json::to_string_pretty(&cp)? + "\n";
+                    match &args.out {
+                        Some(path) => std::fs::write(path, text)
+                            .with_context(|| format!("cannot write {}", path.display()))?,
+                        None => print!("{text}"),
+                    }
+                }
+                Err(broken) => {
+                    println!("not signed: {broken}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        AuditCommand::Keygen(args) => {
+            let (seed, public) = checkpoint::generate_key()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&args.out)
+                .with_context(|| format!("cannot create {}", args.out.display()))?;
+            std::io::Write::write_all(&mut file, seed.as_bytes())?;
+            println!("{public}");
+        }
+        AuditCommand::Export(args) => {
+            let store = PgStore::connect(&args.database_url, 2)
+                .await
+                .context("database")?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = audit::export_jsonl(
+                store.pool(),
+                DEFAULT_CHAIN,
+                args.since,
+                args.until,
+                &mut out,
+            )
+            .await?;
+            tracing::info!(events = n, "exported");
+        }
+        AuditCommand::Retain(args) => {
+            let store = PgStore::connect(&args.database_url, 2)
+                .await
+                .context("database")?;
+            let key = checkpoint::read_public_key(&args.public_key)?;
+            let cutoff = time::OffsetDateTime::now_utc()
+                - time::Duration::days(i64::from(args.older_than_days));
+            match audit::retain(store.pool(), DEFAULT_CHAIN, &key, cutoff).await? {
+                Ok(Some(outcome)) => println!(
+                    "deleted {} events through seq {}",
+                    outcome.deleted, outcome.to_seq
+                ),
+                Ok(None) => println!("nothing to delete: no checkpoint older than the cut-off"),
+                Err(broken) => {
+                    println!("not deleted: {broken}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,21 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Audit(AuditCommand::Verify(args)) => {
-            let store = PgStore::connect(&args.database_url, 2)
-                .await
-                .context("database")?;
-            let verdict = audit::verify(store.pool(), DEFAULT_CHAIN, args.from, args.to)
-                .await
-                .context("reading the audit trail")?;
-            match verdict {
-                Ok(report) => println!("{report}"),
-                Err(broken) => {
-                    println!("{broken}");
-                    std::process::exit(1);
-                }
-            }
-        }
+        Command::Audit(command) => run_audit(command).await?,
         Command::Migrate(args) => {
             PgStore::connect(&args.database_url, 2)
                 .await

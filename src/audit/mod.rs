@@ -23,8 +23,14 @@
 //! returns `jsonb`. Event times are truncated to microseconds before they
 //! are hashed and stored (PostgreSQL's precision).
 
+pub mod checkpoint;
+mod ops;
 mod verify;
 
+pub use ops::{
+    AuditOpError, RetentionOutcome, cloudtrail_record, create_checkpoint, export_jsonl, retain,
+    verify_checkpoint,
+};
 pub use verify::{Break, VerifyReport, verify};
 
 use serde_json::{Value, json};

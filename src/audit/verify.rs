@@ -156,13 +156,15 @@ fn check_row(row: &StoredAuditEvent) -> Result<(), Break> {
     Err(Break::HashMismatch { seq: row.seq })
 }
 
-/// Recomputes the chain `chain_id` from `from` (default 1) to `to`
-/// (default the chain head), streaming the rows: checks that `seq` is
-/// contiguous, that each row hashes to its `row_hash`, that each
-/// `prev_hash` is the previous `row_hash` (the genesis hash before seq 1;
-/// when `from` > 1 the row before it, or the first row's own `prev_hash`
-/// if that row is gone), and, when the range reaches the head, that the
-/// head's `seq` and hash match the last row.
+/// Recomputes the chain `chain_id` from `from` (default: its first row,
+/// 1 or just past the retention anchor) to `to` (default: the chain head),
+/// streaming the rows. Checks that `seq` is contiguous, that each row
+/// hashes to its `row_hash`, that each `prev_hash` is the previous
+/// `row_hash` (the genesis hash before seq 1, the anchor's hash after
+/// retention, the row before `from` otherwise — or, if that row is gone,
+/// the first row's own `prev_hash` is trusted), that the rows reach `to`,
+/// and, when the range ends at the head, that the head's hash matches the
+/// last row.
 ///
 /// # Errors
 /// The database error, if reading fails; a broken chain is `Ok(Err(..))`.
@@ -177,16 +179,26 @@ pub async fn verify(
             .bind(chain_id)
             .fetch_one(pool)
             .await?;
-    let from = from.unwrap_or(1).max(1);
-    let to = to.unwrap_or(head_seq).min(head_seq);
-    let mut expected_prev: Option<Vec<u8>> = if from == 1 {
-        Some(GENESIS_HASH.to_vec())
-    } else {
-        sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
+    // After retention the chain starts past its anchor, whose hash the
+    // first remaining row must link to.
+    let anchor: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("select seq, row_hash from audit_anchor where chain_id = $1")
             .bind(chain_id)
-            .bind(from - 1)
             .fetch_optional(pool)
-            .await?
+            .await?;
+    let start = anchor.as_ref().map_or(1, |(seq, _)| seq + 1);
+    let from = from.unwrap_or(start).max(start);
+    let to = to.unwrap_or(head_seq);
+    let mut expected_prev: Option<Vec<u8>> = match &anchor {
+        _ if from == 1 => Some(GENESIS_HASH.to_vec()),
+        Some((seq, hash)) if from == seq + 1 => Some(hash.clone()),
+        _ => {
+            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
+                .bind(chain_id)
+                .bind(from - 1)
+                .fetch_optional(pool)
+                .await?
+        }
     };
     let mut report = VerifyReport {
         chain_id: chain_id.to_owned(),

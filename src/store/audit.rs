@@ -258,3 +258,35 @@ pub fn audit_rows_between<'a>(
     .fetch(pool)
     .map(|row| row.map(StoredAuditEvent::from))
 }
+
+/// Streams the events of `chain_id` with `since <= event_time < until`, in
+/// `seq` order, without loading the range into memory.
+pub fn audit_rows_in_time_range<'a>(
+    pool: &'a sqlx::PgPool,
+    chain_id: &'a str,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+) -> impl tokio_stream::Stream<Item = Result<StoredAuditEvent, sqlx::Error>> + Send + 'a {
+    use tokio_stream::StreamExt;
+    sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
+        "select {AUDIT_COLUMNS} from audit_event \
+         where chain_id = $1 and event_time >= $2 and event_time < $3 order by seq"
+    )))
+    .bind(chain_id)
+    .bind(since)
+    .bind(until)
+    .fetch(pool)
+    .map(|row| row.map(StoredAuditEvent::from))
+}
+
+/// Appends `event` in the caller's transaction (for writers outside the
+/// RPC path, such as retention).
+///
+/// # Errors
+/// The database error.
+pub async fn append_audit_event_in(
+    conn: &mut PgConnection,
+    event: &AuditEvent,
+) -> Result<i64, sqlx::Error> {
+    insert_audit_event(conn, event).await
+}

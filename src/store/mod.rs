@@ -9,12 +9,15 @@
 //! testable without waiting.
 
 mod audit;
+mod audit_query;
 mod client_token;
 mod postgres;
 
 pub use audit::{
-    AuditEvent, DEFAULT_CHAIN, IdempotencyOutcome, StoredAuditEvent, audit_rows_between,
+    AuditEvent, DEFAULT_CHAIN, IdempotencyOutcome, StoredAuditEvent, append_audit_event_in,
+    audit_rows_between, audit_rows_in_time_range,
 };
+pub use audit_query::{AuditQuery, explain_list_audit_events, list_audit_events};
 pub use client_token::{ClaimOutcome, NewClaim, RecordKey, RecordOutcome, StoredOutcome};
 pub use postgres::{MIGRATOR, PgStore};
 

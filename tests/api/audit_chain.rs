@@ -167,3 +167,283 @@ async fn concurrent_appends_keep_one_linked_chain() {
     let report = verdict(&app).await.expect("one intact chain");
     assert_eq!(report.count, 24);
 }
+
+fn key_pair() -> (
+    ed25519_dalek::SigningKey,
+    ed25519_dalek::VerifyingKey,
+    String,
+) {
+    use account_link_service::audit::checkpoint;
+    let (seed, public) = checkpoint::generate_key().unwrap();
+    let path = crate::helpers::write_temp("signing.key", seed.as_bytes());
+    (
+        checkpoint::read_signing_key(&path).unwrap(),
+        checkpoint::read_public_key(&public).unwrap(),
+        public,
+    )
+}
+
+#[tokio::test]
+async fn a_checkpoint_proves_the_prefix_even_when_the_newest_rows_and_head_are_rolled_back() {
+    let app = app_with_events(6).await;
+    let (signing, verifying, _) = key_pair();
+    let cp = audit::create_checkpoint(&app.pool, DEFAULT_CHAIN, &signing, None)
+        .await
+        .unwrap()
+        .expect("an intact chain is signed");
+    assert_eq!((cp.from_seq, cp.to_seq), (1, 6));
+    audit::verify_checkpoint(&app.pool, &cp, &verifying)
+        .await
+        .unwrap()
+        .expect("holds");
+
+    // More events later: the prefix still holds; a chained checkpoint covers them.
+    app.list(SOURCE, &[], 0, "").await.unwrap();
+    audit::verify_checkpoint(&app.pool, &cp, &verifying)
+        .await
+        .unwrap()
+        .expect("still holds");
+    let next = audit::create_checkpoint(&app.pool, DEFAULT_CHAIN, &signing, Some(&cp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((next.from_seq, next.to_seq), (7, 7));
+    assert_eq!(
+        next.previous_signature.as_deref(),
+        Some(cp.signature.as_str())
+    );
+
+    // Someone deletes seq 5..7 and rolls the chain head back to seq 4:
+    // a plain verify is fooled, the checkpoint is not.
+    as_superuser(
+        &app,
+        &[
+            "delete from audit_event where seq >= 5",
+            "update audit_chain set last_seq = 4, \
+             last_hash = (select row_hash from audit_event where seq = 4)",
+        ],
+    )
+    .await;
+    assert!(
+        verdict(&app).await.is_ok(),
+        "the rollback hides from a plain verify"
+    );
+    assert_eq!(
+        audit::verify_checkpoint(&app.pool, &cp, &verifying)
+            .await
+            .unwrap(),
+        Err(Break::MissingNewest { from: 5, head: 6 })
+    );
+
+    // A forged checkpoint (or another signer) is refused.
+    let mut forged = cp.clone();
+    forged.to_seq = 4;
+    assert!(
+        audit::verify_checkpoint(&app.pool, &forged, &verifying)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_checkpoint_commands_sign_and_verify() {
+    let app = app_with_events(3).await;
+    let bin = env!("CARGO_BIN_EXE_account-link-service");
+    let dir = std::env::temp_dir().join(format!("als-cp-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("audit.key");
+    let cp = dir.join("cp.json");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    let (ok, public) = run(&["audit", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(ok && public.len() == 64, "{public}");
+    let url = app.database_url.as_str();
+    let (ok, out) = run(&[
+        "audit",
+        "checkpoint",
+        "--database-url",
+        url,
+        "--signing-key",
+        key.to_str().unwrap(),
+        "--out",
+        cp.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "audit",
+        "verify",
+        "--database-url",
+        url,
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--public-key",
+        &public,
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("ok: 3 events, head "), "{out}");
+    as_superuser(
+        &app,
+        &["update audit_event set grpc_code = 'OK' where seq = 2"],
+    )
+    .await;
+    let (ok, out) = run(&[
+        "audit",
+        "verify",
+        "--database-url",
+        url,
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--public-key",
+        &public,
+    ]);
+    assert!(!ok);
+    assert_eq!(out, "broken at seq 2: hash mismatch (the row was changed)");
+}
+
+#[tokio::test]
+async fn retention_deletes_only_a_checkpointed_prefix_and_verify_still_passes() {
+    let app = app_with_events(6).await;
+    let (signing, verifying, _) = key_pair();
+    let future = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    // No checkpoint yet: nothing may be deleted.
+    assert_eq!(
+        audit::retain(&app.pool, DEFAULT_CHAIN, &verifying, future)
+            .await
+            .unwrap(),
+        Ok(None)
+    );
+
+    let cp = audit::create_checkpoint(&app.pool, DEFAULT_CHAIN, &signing, None)
+        .await
+        .unwrap()
+        .unwrap();
+    app.list(SOURCE, &[], 0, "").await.unwrap(); // seq 7, after the checkpoint
+    // A cut-off before every event deletes nothing.
+    let past = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    assert_eq!(
+        audit::retain(&app.pool, DEFAULT_CHAIN, &verifying, past)
+            .await
+            .unwrap(),
+        Ok(None)
+    );
+
+    let outcome = audit::retain(&app.pool, DEFAULT_CHAIN, &verifying, future)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the checkpointed prefix goes");
+    assert_eq!((outcome.to_seq, outcome.deleted), (6, 6));
+    let seqs: Vec<i64> = app.audit_events().await.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [7, 8], "seq 7 kept, seq 8 records the deletion");
+    let last = app.audit_events().await.pop().unwrap();
+    assert_eq!(
+        (last.method.as_str(), last.principal.as_str()),
+        ("AuditRetention", "system:retention")
+    );
+    assert_eq!(last.response_elements.unwrap()["deleted_events"], 6);
+
+    // The chain still verifies, anchored at the retained checkpoint.
+    let report = verdict(&app).await.expect("verify passes after retention");
+    assert_eq!((report.first_seq, report.count), (7, 2));
+    // Deleting outside the retention function is still refused.
+    let err = sqlx::query("delete from audit_event where seq = 7")
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let _ = cp;
+}
+
+#[tokio::test]
+async fn export_streams_cloudtrail_records_for_a_time_range() {
+    let app = app_with_events(2).await;
+    // 100 000 more rows, written straight in SQL (hashes are not checked by export).
+    sqlx::query(
+        "insert into audit_event (event_id, chain_id, seq, event_time, method, read_only, principal, \
+           request_id, account_id, request_parameters, grpc_code, upstream_attempts, \
+           idempotency_outcome, duration_us, prev_hash, row_hash) \
+         select gen_random_uuid(), 'default', 2 + g, now() - interval '1 hour' + g * interval '1 ms', \
+           'GetAccountLink', true, 'bulk', 'req-' || g, '111111111111', \
+           jsonb_build_object('link_id', 'link-' || lpad(g::text, 8, '0')), 'OK', 1, 'none', 10, \
+           decode(repeat('00', 32), 'hex'), decode(repeat('11', 32), 'hex') \
+         from generate_series(1, 100000) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let since = "2000-01-01T00:00:00Z";
+    let until = "2100-01-01T00:00:00Z";
+    let out = Command::new(env!("CARGO_BIN_EXE_account-link-service"))
+        .args([
+            "audit",
+            "export",
+            "--database-url",
+            &app.database_url,
+            "--since",
+            since,
+            "--until",
+            until,
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 100_002);
+    let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for key in [
+        "eventVersion",
+        "eventTime",
+        "eventSource",
+        "eventName",
+        "userIdentity",
+        "sourceIPAddress",
+        "userAgent",
+        "requestParameters",
+        "responseElements",
+        "errorCode",
+        "errorMessage",
+        "requestID",
+        "eventID",
+        "readOnly",
+        "recipientAccountId",
+        "seq",
+        "prevHash",
+        "rowHash",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key}: {first}");
+    }
+    assert_eq!(first["eventName"], "ListAccountLinks");
+    let last: serde_json::Value = serde_json::from_str(lines[100_001]).unwrap();
+    assert_eq!(last["seq"], 100_002);
+    assert_eq!(last["userIdentity"]["principalId"], "bulk");
+    // An empty range exports nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_account-link-service"))
+        .args([
+            "audit",
+            "export",
+            "--database-url",
+            &app.database_url,
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--until",
+            "2000-01-02T00:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+}
