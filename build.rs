@@ -1,11 +1,15 @@
 //! Generates the gRPC code and the reflection descriptor set from `proto/`
 //! with `protox` (a pure-Rust protobuf compiler), so the build needs nothing
-//! beyond crates.io: no system `protoc`.
+//! beyond crates.io: no system `protoc`. One descriptor set holds every file
+//! of package `accountlink.v1` (and the well-known types they import).
 
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/accountlink/v1/account_link.proto"];
+    let protos = [
+        "proto/accountlink/v1/account_link.proto",
+        "proto/accountlink/v1/audit.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

@@ -260,6 +260,46 @@ pub struct ServeArgs {
     /// embedding only; not a command-line flag.
     #[arg(skip)]
     pub emulator_credentials: bool,
+    /// Prometheus metrics listener (`GET /metrics`).
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_METRICS_LISTEN",
+        default_value = "127.0.0.1:9184"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Default deadline of an RPC, in milliseconds; a shorter `grpc-timeout`
+    /// from the caller wins. The AWS call gets what is left.
+    #[arg(long, env = "ACCOUNT_LINK_RPC_TIMEOUT_MS", default_value_t = 30_000)]
+    pub rpc_timeout_ms: u64,
+    /// In-flight RPC limit; past it RPCs are refused at once with
+    /// RESOURCE_EXHAUSTED (load shedding).
+    #[arg(long, env = "ACCOUNT_LINK_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// AWS calls per second allowed per acting account (token bucket).
+    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_RATE_PER_SEC", default_value_t = 5)]
+    pub upstream_rate_per_sec: u32,
+    /// Token-bucket burst per acting account.
+    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_BURST", default_value_t = 10)]
+    pub upstream_burst: u32,
+    /// How often the health probe checks the database, in milliseconds.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_HEALTH_PROBE_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub health_probe_interval_ms: u64,
+    /// Delete audit events older than this many days, only as a whole
+    /// verified prefix ending at a stored checkpoint (needs
+    /// --audit-checkpoint-public-key). Default: keep forever.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_AUDIT_RETENTION_DAYS",
+        requires = "audit_checkpoint_public_key"
+    )]
+    pub audit_retention_days: Option<u32>,
+    /// Public key (64 hex digits, or a file) that retention trusts for checkpoints.
+    #[arg(long, env = "ACCOUNT_LINK_AUDIT_PUBLIC_KEY")]
+    pub audit_checkpoint_public_key: Option<String>,
     /// Grace period for in-flight RPCs at shutdown, in seconds.
     #[arg(long, env = "ACCOUNT_LINK_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

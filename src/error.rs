@@ -50,6 +50,12 @@ pub mod reason {
     pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
     /// AWS `ConflictException`.
     pub const AWS_CONFLICT: &str = "AWS_CONFLICT";
+    /// This service's per-account AWS call rate limit refused the call.
+    pub const LOCAL_RATE_LIMITED: &str = "LOCAL_RATE_LIMITED";
+    /// The in-flight RPC limit was reached (load shedding).
+    pub const OVERLOADED: &str = "OVERLOADED";
+    /// The RPC's deadline passed.
+    pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
     /// AWS throttled the call.
     pub const UPSTREAM_THROTTLED: &str = "UPSTREAM_THROTTLED";
     /// AWS failed without applying the change (5xx, InternalServerException).
@@ -284,6 +290,21 @@ impl ApiError {
                 e
             }
             UpstreamErrorKind::Internal => return Self::internal(err),
+            UpstreamErrorKind::DeadlineExceeded => Self::new(
+                Code::DeadlineExceeded,
+                reason::DEADLINE_EXCEEDED,
+                "the deadline passed during the AWS call; its outcome is unknown: retry with the same client_token",
+            ),
+            UpstreamErrorKind::RateLimited { retry_after } => {
+                let mut e = Self::new(
+                    Code::ResourceExhausted,
+                    reason::LOCAL_RATE_LIMITED,
+                    &message,
+                );
+                e.details
+                    .set_retry_info(Some(retry_after.max(std::time::Duration::from_millis(10))));
+                e
+            }
         };
         let mut metadata = HashMap::new();
         if let Some(code) = &err.aws_error_code {

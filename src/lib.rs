@@ -20,6 +20,7 @@
 //!   with AWS error classification.
 //! - [`store`] — PostgreSQL: client-token records and the audit trail.
 //! - [`emulator`] — a local WorkSpaces account-link emulator (AWS JSON 1.1).
+//! - [`metrics`] — Prometheus metrics and their `/metrics` listener.
 //! - [`error`] — [`error::ApiError`] and its mapping to `tonic::Status`.
 //! - [`telemetry`] — logging.
 
@@ -30,6 +31,7 @@ pub mod domain;
 pub mod emulator;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod proto;
 pub mod startup;
 pub mod store;

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -19,9 +19,12 @@ use crate::auth::{Authenticator, Policy};
 use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
-use crate::grpc::{AccountLinkApi, DedupSettings, METHODS, MalformedRequestLayer};
+use crate::grpc::{
+    AccountLinkApi, DedupSettings, InFlightLimitLayer, METHODS, MalformedRequestLayer,
+};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pb::account_link_service_server::AccountLinkServiceServer;
+use crate::proto::pb::audit_service_server::AuditServiceServer;
 use crate::store::{PgStore, StoreError};
 use crate::upstream::{SdkUpstream, UpstreamSettings};
 
@@ -43,11 +46,11 @@ pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a keep-alive ping may go unanswered before the connection is closed.
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the health probe checks the database.
-pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
-
 /// The fully-qualified name of the API service, as health reports it.
 pub const SERVICE_NAME: &str = "accountlink.v1.AccountLinkService";
+
+/// The fully-qualified name of the audit service, as health reports it.
+pub const AUDIT_SERVICE_NAME: &str = "accountlink.v1.AuditService";
 
 /// A start-up or serving failure.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,11 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
+    metrics_addr: SocketAddr,
+    health_probe_interval: Duration,
+    max_in_flight: usize,
+    retention: Option<Retention>,
     api: AccountLinkApi<SdkUpstream>,
     tls: Option<ServerTlsConfig>,
     /// Set when health and reflection require credentials too.
@@ -149,6 +157,8 @@ impl Application {
             accounts,
             any_account: args.dev,
             emulator_credentials: args.dev || args.emulator_credentials,
+            rate_per_sec: args.upstream_rate_per_sec,
+            burst: args.upstream_burst,
         })
         .await;
 
@@ -162,12 +172,30 @@ impl Application {
             },
             auth.clone(),
             policy,
+            Duration::from_millis(args.rpc_timeout_ms.max(1)),
         );
+        let retention = match (args.audit_retention_days, &args.audit_checkpoint_public_key) {
+            (Some(days), Some(key)) => Some(Retention {
+                days,
+                key: crate::audit::checkpoint::read_public_key(key).map_err(|e| {
+                    ConfigError::Invalid(format!("--audit-checkpoint-public-key: {e}"))
+                })?,
+            }),
+            _ => None,
+        };
         let listener = TcpListener::bind(args.listen).await?;
         let local_addr = listener.local_addr()?;
+        let metrics = crate::metrics::install();
+        let metrics_listener = crate::metrics::bind(args.metrics_listen).await?;
+        let metrics_addr = metrics_listener.local_addr()?;
         Ok(Self {
             listener,
             local_addr,
+            metrics: metrics.map(|handle| (metrics_listener, handle)),
+            metrics_addr,
+            health_probe_interval: Duration::from_millis(args.health_probe_interval_ms.max(10)),
+            max_in_flight: args.max_in_flight.max(1),
+            retention,
             api,
             tls,
             guard: file.auth.protect_health_and_reflection.then_some(auth),
@@ -181,6 +209,11 @@ impl Application {
     /// The bound gRPC address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound metrics address (`GET /metrics`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     /// The in-process emulator's endpoint, in `--dev` without an override.
@@ -211,8 +244,21 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let probe = tokio::spawn(health_probe(self.store.clone(), reporter.clone()));
+        let probe = tokio::spawn(health_probe(
+            self.store.clone(),
+            reporter.clone(),
+            self.health_probe_interval,
+        ));
         let purge = tokio::spawn(purge_loop(self.store.clone(), self.purge_interval));
+        let retention = self
+            .retention
+            .map(|r| tokio::spawn(retention_loop(self.store.clone(), r)));
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = self.metrics.map(|(listener, handle)| {
+            tokio::spawn(crate::metrics::serve(listener, handle, async move {
+                let _ = metrics_stopped.await;
+            }))
+        });
 
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal_reporter = reporter.clone();
@@ -226,6 +272,8 @@ impl Application {
         };
 
         let tasks = self.api.tasks().clone();
+        let audit =
+            AuditServiceServer::new(self.api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES);
         let api =
             AccountLinkServiceServer::new(self.api).max_decoding_message_size(MAX_REQUEST_BYTES);
         let guard = self.guard;
@@ -244,6 +292,7 @@ impl Application {
         }
         tracing::info!(addr = %self.local_addr, "serving grpc");
         let server = builder
+            .layer(InFlightLimitLayer::new(self.max_in_flight))
             .layer(MalformedRequestLayer::new(MAX_REQUEST_BYTES))
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
@@ -253,7 +302,14 @@ impl Application {
             .add_service(InterceptedService::new(reflection_v1, check.clone()))
             .add_service(InterceptedService::new(reflection_v1alpha, check))
             .add_service(api)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), signal);
+            .add_service(audit)
+            // TCP_NODELAY, as `Server::serve` would set: without it a response
+            // larger than one segment (a page of audit events) waits for the
+            // peer's delayed ACK, about 40 ms.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                signal,
+            );
 
         let grace = self.shutdown_grace;
         let deadline = async move {
@@ -281,6 +337,13 @@ impl Application {
             }
         }
         purge.abort();
+        if let Some(task) = retention {
+            task.abort();
+        }
+        let _ = metrics_stop.send(());
+        if let Some(task) = metrics_server {
+            let _ = task.await;
+        }
         self.store.close().await;
         drop(self.emulator);
         tracing::info!("stopped");
@@ -346,22 +409,77 @@ fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ConfigError> 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     reporter.set_service_status(SERVICE_NAME, status).await;
+    reporter
+        .set_service_status(AUDIT_SERVICE_NAME, status)
+        .await;
 }
 
 /// Reports SERVING only while the database answers (DESIGN §12).
-async fn health_probe(store: PgStore, reporter: HealthReporter) {
-    let mut interval = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+async fn health_probe(store: PgStore, reporter: HealthReporter, every: Duration) {
+    let mut interval = tokio::time::interval(every);
     let mut last = ServingStatus::Serving;
     loop {
         interval.tick().await;
-        let status = match tokio::time::timeout(HEALTH_PROBE_INTERVAL, store.ping()).await {
+        // A slow answer is not a missing database: allow at least a second.
+        let status = match tokio::time::timeout(every.max(PROBE_TIMEOUT), store.ping()).await {
             Ok(Ok(())) => ServingStatus::Serving,
             _ => ServingStatus::NotServing,
         };
+        let pool = store.pool();
+        metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "open")
+            .set(f64::from(pool.size()));
+        metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "idle")
+            .set(pool.num_idle() as f64);
+        metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "max")
+            .set(f64::from(pool.options().get_max_connections()));
         if status != last {
             tracing::warn!(?status, "health changed");
             set_health(&reporter, status).await;
             last = status;
+        }
+    }
+}
+
+/// The shortest time the health probe waits for the database.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Audit retention settings (`--audit-retention-days`).
+#[derive(Debug)]
+struct Retention {
+    days: u32,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+/// How often retention looks for a checkpointed prefix to delete.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Runs audit retention hourly (see [`crate::audit::retain`]).
+async fn retention_loop(store: PgStore, retention: Retention) {
+    let mut interval = tokio::time::interval(RETENTION_INTERVAL);
+    loop {
+        interval.tick().await;
+        let cutoff =
+            time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(retention.days));
+        match crate::audit::retain(
+            store.pool(),
+            crate::store::DEFAULT_CHAIN,
+            &retention.key,
+            cutoff,
+        )
+        .await
+        {
+            Ok(Ok(Some(done))) => {
+                tracing::info!(
+                    deleted = done.deleted,
+                    through_seq = done.to_seq,
+                    "audit retention ran"
+                );
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(broken)) => tracing::error!(%broken, "audit chain broken: retention refused"),
+            Err(e) => {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "audit retention failed")
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::auth::{ANONYMOUS, AuthError, Authenticator};
 use crate::error::{ApiError, code_name};
 use crate::grpc::Malformed;
 use crate::store::{AuditEvent, IdempotencyOutcome};
+use crate::upstream::{UpstreamError, UpstreamErrorKind};
 
 /// Metadata key of the request id, accepted from the caller or generated,
 /// and echoed on every answer.
@@ -38,6 +39,9 @@ pub(crate) struct CallContext {
     user_agent: Option<String>,
     pub(crate) request_id: String,
     started: Instant,
+    /// When the RPC's deadline passes: the caller's `grpc-timeout` or the
+    /// configured default, whichever is sooner.
+    deadline: tokio::time::Instant,
 }
 
 /// The parts of an audit event a handler learns while it runs.
@@ -89,7 +93,14 @@ impl CallContext {
         read_only: bool,
         request: &Request<T>,
         auth: &Authenticator,
+        default_timeout: std::time::Duration,
     ) -> Self {
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map_or(default_timeout, |t| t.min(default_timeout));
         let peer_certs = request.peer_certs();
         let authenticated =
             auth.authenticate(request.metadata(), peer_certs.as_deref().map(Vec::as_slice));
@@ -110,6 +121,7 @@ impl CallContext {
             user_agent: text("user-agent").and_then(|v| printable(v, 512)),
             request_id,
             started: Instant::now(),
+            deadline: tokio::time::Instant::now() + timeout,
         }
     }
 
@@ -192,9 +204,37 @@ impl CallContext {
         }
     }
 
+    /// Runs an upstream call within what is left of the deadline; past it,
+    /// the call is abandoned as `DeadlineExceeded` (its AWS outcome is
+    /// unknown, so a client-token record stays retryable).
+    pub(crate) async fn within_deadline<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        match tokio::time::timeout_at(self.deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError {
+                kind: UpstreamErrorKind::DeadlineExceeded,
+                aws_error_code: None,
+                message: "the rpc deadline passed during the AWS call".to_owned(),
+                aws_request_id: None,
+                attempts: 0,
+            }),
+        }
+    }
+
+    /// Counts the answer and its latency (`accountlink_rpc_*`).
+    fn observe(&self, code: &'static str) {
+        metrics::counter!(crate::metrics::RPC_REQUESTS, "method" => self.method, "code" => code)
+            .increment(1);
+        metrics::histogram!(crate::metrics::RPC_DURATION, "method" => self.method)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+
     /// `status` with the request id in its metadata.
     pub(crate) fn status(&self, mut status: Status) -> Status {
         self.tag(status.metadata_mut());
+        self.observe(code_name(status.code()));
         tracing::info!(
             method = self.method,
             request_id = %self.request_id,
@@ -209,6 +249,7 @@ impl CallContext {
     pub(crate) fn response<T>(&self, body: T, replayed: bool) -> Response<T> {
         let mut response = Response::new(body);
         self.tag(response.metadata_mut());
+        self.observe("OK");
         if replayed {
             mark_replayed(response.metadata_mut());
         }
@@ -224,7 +265,51 @@ impl CallContext {
     }
 }
 
+/// Parses a `grpc-timeout` value (gRPC over HTTP/2: 1..8 digits and a unit
+/// of `H`, `M`, `S`, `m`, `u` or `n`).
+fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// Sets `idempotent-replayed: true`.
 pub(crate) fn mark_replayed(metadata: &mut MetadataMap) {
     metadata.insert(REPLAYED_METADATA, MetadataValue::from_static("true"));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeouts_parse_per_the_spec() {
+        assert_eq!(
+            super::parse_grpc_timeout("100m"),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            super::parse_grpc_timeout("2S"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            super::parse_grpc_timeout("1H"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(super::parse_grpc_timeout("5"), None);
+        assert_eq!(super::parse_grpc_timeout("123456789m"), None);
+        assert_eq!(super::parse_grpc_timeout("10x"), None);
+    }
 }

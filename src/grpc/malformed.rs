@@ -5,7 +5,7 @@
 //! tonic decodes request messages before a handler runs and answers a
 //! protobuf error (truncated bytes, a wrong wire type, invalid UTF-8 in a
 //! string) with an unaudited INTERNAL. [`MalformedRequestLayer`] buffers
-//! each `AccountLinkService` request body (bounded), checks that it is one
+//! each `AccountLinkService` and `AuditService` request body (bounded), checks that it is one
 //! uncompressed gRPC frame holding a message that decodes as the method's
 //! request type, and otherwise replaces the body with an empty message and
 //! marks the request with a [`Malformed`] extension, which the handler turns
@@ -22,8 +22,11 @@ use tonic::body::Body;
 
 use crate::proto::pb;
 
-/// The path prefix of the API's methods.
-const SERVICE_PREFIX: &str = "/accountlink.v1.AccountLinkService/";
+/// The path prefixes of the API's methods.
+const SERVICE_PREFIXES: [&str; 2] = [
+    "/accountlink.v1.AccountLinkService/",
+    "/accountlink.v1.AuditService/",
+];
 
 /// Why a request message could not be used; set as a request extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +87,10 @@ where
         // The clone is ready only if polled; swap so the polled one is used.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Some(method) = request
-            .uri()
-            .path()
-            .strip_prefix(SERVICE_PREFIX)
+        let path = request.uri().path();
+        let Some(method) = SERVICE_PREFIXES
+            .iter()
+            .find_map(|prefix| path.strip_prefix(prefix))
             .map(str::to_owned)
         else {
             return Box::pin(inner.call(request));
@@ -157,6 +160,7 @@ pub(super) fn check(method: &str, body: Bytes, limit: usize) -> Result<Bytes, Ma
         }
         "GetAccountLink" => pb::GetAccountLinkRequest::decode(message).map(drop),
         "ListAccountLinks" => pb::ListAccountLinksRequest::decode(message).map(drop),
+        "ListAuditEvents" => pb::ListAuditEventsRequest::decode(message).map(drop),
         // Unknown methods are tonic's to refuse (UNIMPLEMENTED).
         _ => Ok(()),
     };

@@ -1,4 +1,6 @@
-//! The gRPC service: `accountlink.v1.AccountLinkService`.
+//! The gRPC services: `accountlink.v1.AccountLinkService` and
+//! `accountlink.v1.AuditService` ([`audit_service`]), both implemented by
+//! [`AccountLinkApi`].
 //!
 //! Each RPC runs DESIGN §2: validate -> resolve the acting account ->
 //! [mutations: claim the client token (phase 1)] -> upstream (phase 2) ->
@@ -6,8 +8,10 @@
 //! transaction -> answer. Every RPC, including refused and replayed ones,
 //! is audited before it is answered.
 
+pub mod audit_service;
 mod context;
 mod convert;
+mod limits;
 mod malformed;
 #[cfg(test)]
 mod proptests;
@@ -36,16 +40,19 @@ use crate::store::{
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
 pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
+pub use self::limits::{InFlightLimit, InFlightLimitLayer};
 pub use self::malformed::{Malformed, MalformedRequest, MalformedRequestLayer, frame};
 
-/// The RPC method names of `AccountLinkService`, as policies name them.
-pub const METHODS: [&str; 6] = [
+/// The RPC method names of `AccountLinkService` and `AuditService`, as
+/// policies and the audit trail name them.
+pub const METHODS: [&str; 7] = [
     "CreateAccountLinkInvitation",
     "AcceptAccountLinkInvitation",
     "RejectAccountLinkInvitation",
     "DeleteAccountLinkInvitation",
     "GetAccountLink",
     "ListAccountLinks",
+    audit_service::LIST_AUDIT_EVENTS,
 ];
 
 /// Client-token dedup settings (DESIGN §5).
@@ -71,7 +78,8 @@ impl std::fmt::Debug for DedupSettings {
     }
 }
 
-/// The `AccountLinkService` implementation over an [`Upstream`] and the store.
+/// The `AccountLinkService` and `AuditService` implementation over an
+/// [`Upstream`] and the store.
 #[derive(Debug)]
 pub struct AccountLinkApi<U> {
     inner: Arc<Inner<U>>,
@@ -93,6 +101,8 @@ struct Inner<U> {
     auth: Authenticator,
     policy: Policy,
     tasks: TaskTracker,
+    /// Default RPC deadline; a shorter `grpc-timeout` wins.
+    rpc_timeout: Duration,
 }
 
 /// A mutation's answer before it is wrapped in the method's response type.
@@ -141,6 +151,7 @@ impl<U: Upstream> AccountLinkApi<U> {
         dedup: DedupSettings,
         auth: Authenticator,
         policy: Policy,
+        rpc_timeout: Duration,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -150,6 +161,7 @@ impl<U: Upstream> AccountLinkApi<U> {
                 auth,
                 policy,
                 tasks: TaskTracker::new(),
+                rpc_timeout,
             }),
         }
     }
@@ -167,6 +179,13 @@ impl<U: Upstream> AccountLinkApi<U> {
         &self,
         body: impl Future<Output = Result<T, Status>> + Send + 'static,
     ) -> Result<T, Status> {
+        let in_flight = metrics::gauge!(crate::metrics::RPC_IN_FLIGHT);
+        in_flight.increment(1.0);
+        let body = async move {
+            let result = body.await;
+            in_flight.decrement(1.0);
+            result
+        };
         match self.inner.tasks.spawn(body).await {
             Ok(result) => result,
             Err(e) => Err(ApiError::internal(&e).into()),
@@ -180,7 +199,13 @@ impl<U: Upstream> AccountLinkApi<U> {
         read_only: bool,
         request: &Request<T>,
     ) -> CallContext {
-        CallContext::new(method, read_only, request, &self.inner.auth)
+        CallContext::new(
+            method,
+            read_only,
+            request,
+            &self.inner.auth,
+            self.inner.rpc_timeout,
+        )
     }
 
     /// Audits a refused or failed RPC and returns its status.
@@ -321,6 +346,15 @@ impl<U: Upstream> AccountLinkApi<U> {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(ctx, draft, ApiError::database(&e)).await),
         };
+        let outcome_label = match &claimed {
+            ClaimOutcome::Acquired { takeover: true, .. } => "takeover",
+            ClaimOutcome::Acquired { .. } => "new",
+            ClaimOutcome::Replay(_) => "replayed",
+            ClaimOutcome::InProgress { .. } => "in_progress",
+            ClaimOutcome::Mismatch => "mismatch",
+        };
+        metrics::counter!(crate::metrics::IDEMPOTENCY_OUTCOMES, "outcome" => outcome_label)
+            .increment(1);
         let (lease_id, upstream_token) = match claimed {
             ClaimOutcome::Acquired {
                 lease_id,
@@ -357,10 +391,12 @@ impl<U: Upstream> AccountLinkApi<U> {
         draft.idempotency_outcome = IdempotencyOutcome::New;
 
         // Phase 2: no transaction is open here.
-        let result = self
-            .inner
-            .upstream
-            .mutate(&acting, &mutation, &upstream_token)
+        let result = ctx
+            .within_deadline(
+                self.inner
+                    .upstream
+                    .mutate(&acting, &mutation, &upstream_token),
+            )
             .await;
 
         // Phase 3.
@@ -621,7 +657,9 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 Ok(v) => v,
                 Err(e) => return Err(this.refuse(&ctx, draft, e).await),
             };
-            let result = this.inner.upstream.get_account_link(&acting, &input).await;
+            let result = ctx
+                .within_deadline(this.inner.upstream.get_account_link(&acting, &input))
+                .await;
             let subject = match (&input.link_id, &input.linked_account_id) {
                 (Some(link), _) => ("link_id", link.as_str()),
                 (None, Some(account)) => ("linked_account_id", account.as_str()),
@@ -650,10 +688,8 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 Ok(v) => v,
                 Err(e) => return Err(this.refuse(&ctx, draft, e).await),
             };
-            let result = this
-                .inner
-                .upstream
-                .list_account_links(&acting, &input)
+            let result = ctx
+                .within_deadline(this.inner.upstream.list_account_links(&acting, &input))
                 .await;
             let token = input.next_token.as_ref().map_or("", |t| t.as_str());
             this.finish_read(

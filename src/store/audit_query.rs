@@ -41,6 +41,12 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// The `audit_event_hour.hour` of a time: whole hours since the Unix epoch,
+/// rounded down (as the migration computes it from `event_time`).
+fn hour_of(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(3_600_000_000_000)).unwrap_or(i64::MAX)
+}
+
 /// The SELECT of `query` (every column of `audit_event`), newest first.
 /// `prefix` goes before it, e.g. `explain `.
 fn select(prefix: &str, query: &AuditQuery) -> QueryBuilder<Postgres> {
@@ -51,11 +57,29 @@ fn select(prefix: &str, query: &AuditQuery) -> QueryBuilder<Postgres> {
     if let Some(seq) = query.before_seq {
         sql.push(" and seq < ").push_bind(seq);
     }
+    // Time ranges also bound seq through `audit_event_hour` (see the
+    // migration), so the seq-ordered scan starts and stops near the range.
     if let Some(t) = query.start_time {
         sql.push(" and event_time >= ").push_bind(t);
+        sql.push(
+            " and seq >= (select coalesce(min(min_seq), 9223372036854775807) \
+             from audit_event_hour where chain_id = ",
+        )
+        .push_bind(DEFAULT_CHAIN)
+        .push(" and hour >= ")
+        .push_bind(hour_of(t))
+        .push(")");
     }
     if let Some(t) = query.end_time {
         sql.push(" and event_time < ").push_bind(t);
+        sql.push(
+            " and seq <= (select coalesce(max(max_seq), 0) \
+             from audit_event_hour where chain_id = ",
+        )
+        .push_bind(DEFAULT_CHAIN)
+        .push(" and hour <= ")
+        .push_bind(hour_of(t))
+        .push(")");
     }
     if let Some(m) = &query.method {
         sql.push(" and method = ").push_bind(m.clone());

@@ -112,11 +112,13 @@ impl PgStore {
         outcome: &RecordOutcome,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let held =
             client_token::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
         insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
+        observe_audit_write(started);
         Ok(held)
     }
 
@@ -125,9 +127,11 @@ impl PgStore {
     /// # Errors
     /// [`StoreError::Database`]; then nothing was written.
     pub async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let seq = insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
+        observe_audit_write(started);
         Ok(seq)
     }
 
@@ -146,4 +150,9 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn observe_audit_write(started: std::time::Instant) {
+    metrics::histogram!(crate::metrics::AUDIT_WRITE_DURATION)
+        .record(started.elapsed().as_secs_f64());
 }

@@ -59,6 +59,15 @@ pub enum UpstreamErrorKind {
     OutcomeUnknown,
     /// The request could not be built: a bug in this service. Retryable.
     Internal,
+    /// The RPC's deadline passed while the call ran: AWS may or may not
+    /// have applied the change. Retryable.
+    DeadlineExceeded,
+    /// This service's own per-account rate limit refused the call: nothing
+    /// was sent. Retryable after `retry_after`.
+    RateLimited {
+        /// When a token will be available.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl UpstreamErrorKind {

@@ -1,9 +1,10 @@
 //! [`SdkUpstream`]: the upstream through `aws-sdk-workspaces` and `aws-config`.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -78,6 +79,10 @@ pub struct UpstreamSettings {
     /// Base and per-account credentials are the emulator's static ones
     /// (access key id = account id); never probe the ambient chain.
     pub emulator_credentials: bool,
+    /// Local token bucket per acting account: AWS calls per second.
+    pub rate_per_sec: u32,
+    /// Local token bucket per acting account: burst.
+    pub burst: u32,
 }
 
 /// The upstream through `aws-sdk-workspaces`: one SDK client per acting
@@ -85,6 +90,7 @@ pub struct UpstreamSettings {
 #[derive(Debug)]
 pub struct SdkUpstream {
     base: SdkConfig,
+    limiter: Limiter,
     clients: RwLock<HashMap<AccountId, Client>>,
     configured: usize,
     any_account: bool,
@@ -143,8 +149,13 @@ impl SdkUpstream {
             };
             clients.insert(account.account_id.clone(), client_with(&base, provider));
         }
+        let quota = governor::Quota::per_second(
+            NonZeroU32::new(settings.rate_per_sec).unwrap_or(NonZeroU32::MIN),
+        )
+        .allow_burst(NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN));
         Self {
             base,
+            limiter: Limiter(governor::RateLimiter::keyed(quota)),
             configured: clients.len(),
             clients: RwLock::new(clients),
             any_account: settings.any_account,
@@ -169,6 +180,55 @@ impl SdkUpstream {
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
         Ok(clients.entry(acting.clone()).or_insert(client).clone())
     }
+}
+
+/// The per-account token buckets (governor's GCRA).
+struct Limiter(governor::DefaultKeyedRateLimiter<AccountId>);
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limiter")
+    }
+}
+
+impl SdkUpstream {
+    /// Takes a token for `acting` or refuses the call (DESIGN §12: local
+    /// upstream rate limit; no AWS call is made).
+    fn admit(&self, acting: &AccountId) -> Result<(), UpstreamError> {
+        use governor::clock::Clock;
+        match self.limiter.0.check_key(acting) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                metrics::counter!(crate::metrics::UPSTREAM_RATE_LIMITED, "account_id" => acting.to_string())
+                    .increment(1);
+                Err(UpstreamError {
+                    kind: UpstreamErrorKind::RateLimited { retry_after: wait },
+                    aws_error_code: None,
+                    message: format!(
+                        "the local AWS call rate limit for account {acting} is exhausted"
+                    ),
+                    aws_request_id: None,
+                    attempts: 0,
+                })
+            }
+        }
+    }
+}
+
+/// Records an upstream call's outcome and latency.
+fn observe<T>(operation: &'static str, started: Instant, result: &Result<T, UpstreamError>) {
+    let code = match result {
+        Ok(_) => "none".to_owned(),
+        Err(e) => e
+            .aws_error_code
+            .clone()
+            .unwrap_or_else(|| "transport".to_owned()),
+    };
+    metrics::counter!(crate::metrics::UPSTREAM_REQUESTS, "operation" => operation, "aws_error_code" => code)
+        .increment(1);
+    metrics::histogram!(crate::metrics::UPSTREAM_DURATION, "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -302,7 +362,9 @@ impl Upstream for SdkUpstream {
         client_token: &str,
     ) -> Result<UpstreamOutput<AccountLink>, UpstreamError> {
         let client = self.client(acting)?;
+        self.admit(acting)?;
         let counter = AttemptCounter::default();
+        let started = Instant::now();
         // The four fluent builders are distinct types with the same shape.
         macro_rules! send {
             ($builder:expr) => {
@@ -349,6 +411,7 @@ impl Upstream for SdkUpstream {
                 )
             }
         };
+        observe(mutation.kind().method(), started, &result);
         let (aws_request_id, value) = result?;
         Ok(UpstreamOutput {
             value,
@@ -363,8 +426,10 @@ impl Upstream for SdkUpstream {
         input: &GetAccountLinkInput,
     ) -> Result<UpstreamOutput<AccountLink>, UpstreamError> {
         let client = self.client(acting)?;
+        self.admit(acting)?;
         let counter = AttemptCounter::default();
-        let output = client
+        let started = Instant::now();
+        let result = client
             .get_account_link()
             .set_link_id(input.link_id.as_ref().map(|l| l.as_str().to_owned()))
             .set_linked_account_id(
@@ -377,7 +442,9 @@ impl Upstream for SdkUpstream {
             .interceptor(counter.clone())
             .send()
             .await
-            .map_err(|e| classify(e, counter.get()))?;
+            .map_err(|e| classify(e, counter.get()));
+        observe("GetAccountLink", started, &result);
+        let output = result?;
         Ok(UpstreamOutput {
             value: to_domain(output.account_link()),
             aws_request_id: output.request_id().map(str::to_owned),
@@ -391,7 +458,9 @@ impl Upstream for SdkUpstream {
         input: &ListAccountLinksInput,
     ) -> Result<UpstreamOutput<ListAccountLinksPage>, UpstreamError> {
         let client = self.client(acting)?;
+        self.admit(acting)?;
         let counter = AttemptCounter::default();
+        let started = Instant::now();
         let filter = (!input.link_status_filter.is_empty()).then(|| {
             input
                 .link_status_filter
@@ -399,7 +468,7 @@ impl Upstream for SdkUpstream {
                 .map(|s| AccountLinkStatusEnum::from(s.as_aws_str()))
                 .collect()
         });
-        let output = client
+        let result = client
             .list_account_links()
             .set_link_status_filter(filter)
             .max_results(input.max_results)
@@ -408,7 +477,9 @@ impl Upstream for SdkUpstream {
             .interceptor(counter.clone())
             .send()
             .await
-            .map_err(|e| classify(e, counter.get()))?;
+            .map_err(|e| classify(e, counter.get()));
+        observe("ListAccountLinks", started, &result);
+        let output = result?;
         Ok(UpstreamOutput {
             value: ListAccountLinksPage {
                 account_links: output

@@ -27,6 +27,8 @@ pub(crate) fn database_server_url() -> String {
 
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    /// The Prometheus listener (`GET /metrics`).
+    pub(crate) metrics_addr: SocketAddr,
     pub(crate) client: AccountLinkServiceClient<Channel>,
     pub(crate) emulator: RunningEmulator,
     pub(crate) pool: PgPool,
@@ -90,9 +92,15 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     args.aws_max_attempts = 1;
     args.upstream_timeout_secs = 5;
     args.shutdown_grace_secs = 10;
+    // Tests make bursts of calls; the rate-limit test sets its own.
+    args.upstream_rate_per_sec = 10_000;
+    args.upstream_burst = 10_000;
+    args.metrics_listen = "127.0.0.1:0".parse().unwrap();
     configure(&mut args);
+    let url = args.database_url.clone();
     let app = Application::build(args).await.expect("app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -113,6 +121,7 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     TestApp {
         database_url: url.clone(),
         addr,
+        metrics_addr,
         client,
         emulator,
         pool,

@@ -1,0 +1,118 @@
+//! The real binary as operators run it: SIGTERM while RPCs are in flight
+//! ends with exit code 0 and an audit event for every answered RPC.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use account_link_service::emulator::{Emulator, Fault, FaultKind};
+use account_link_service::proto::pb;
+use account_link_service::proto::pb::account_link_service_client::AccountLinkServiceClient;
+
+use crate::helpers::database_server_url;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
+    let emulator = Emulator::new().spawn().await.unwrap();
+    emulator
+        .emulator()
+        .inject_fault(Fault::new(FaultKind::Latency { millis: 700 }, 8));
+    let url = format!(
+        "{}/test_{}",
+        database_server_url(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--aws-endpoint-url",
+            &emulator.endpoint_url(),
+            "--aws-max-attempts",
+            "1",
+            "--upstream-rate-per-sec",
+            "1000",
+            "--upstream-burst",
+            "1000",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    // Connect once the server listens.
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = loop {
+        match AccountLinkServiceClient::connect(endpoint.clone()).await {
+            Ok(c) => break c,
+            Err(_) => {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the server exited early"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let mut rpcs = Vec::new();
+    for i in 0..8 {
+        let mut client = client.clone();
+        rpcs.push(tokio::spawn(async move {
+            let mut request = tonic::Request::new(pb::CreateAccountLinkInvitationRequest {
+                account_id: "111111111111".into(),
+                target_account_id: format!("6666666666{i:02}"),
+                client_token: format!("drain-{i}"),
+            });
+            request
+                .metadata_mut()
+                .insert("x-request-id", format!("drain-{i}").parse().unwrap());
+            client.create_account_link_invitation(request).await
+        }));
+    }
+    // Every RPC is upstream (held by the latency fault) before SIGTERM.
+    while emulator.emulator().calls().len() < 8 {
+        tokio::task::yield_now().await;
+    }
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit");
+    let mut answered = Vec::new();
+    for (i, rpc) in rpcs.into_iter().enumerate() {
+        if rpc.await.unwrap().is_ok() {
+            answered.push(format!("drain-{i}"));
+        }
+    }
+    assert_eq!(answered.len(), 8, "in-flight rpcs finish during the drain");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let audited: Vec<String> =
+        sqlx::query_scalar("select request_id from audit_event order by request_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, answered, "every answered rpc has its audit event");
+}
