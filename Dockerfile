@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # account-link-service image: `serve` by default; `emulator`, `migrate` and
 # `health-check` are the other subcommands.
 #
