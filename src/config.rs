@@ -523,6 +523,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_deploy_configs_are_valid() {
+        for text in [
+            include_str!("../deploy/local/accounts.toml"),
+            include_str!("../deploy/aws/accounts.toml"),
+        ] {
+            let cfg: FileConfig = toml::from_str(text).expect("parses");
+            assert!(!cfg.account_settings().expect("valid accounts").is_empty());
+            crate::auth::Authenticator::new(&cfg.auth, false).expect("valid auth");
+            crate::auth::Policy::new(&cfg.policy, false, &crate::grpc::METHODS)
+                .expect("valid policy");
+        }
+    }
+
+    #[test]
     fn cli_defaults() {
         let cli = Cli::try_parse_from(["account-link-service", "serve", "--dev"]).unwrap();
         let Command::Serve(serve) = cli.command else {
