@@ -208,9 +208,13 @@ pub struct ServeArgs {
     /// AWS Region (default: the aws-config chain; us-east-1 in --dev).
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,
-    /// SDK retry: maximum attempts per AWS call (standard retry mode).
+    /// SDK retry: maximum attempts per AWS call.
     #[arg(long, env = "AWS_MAX_ATTEMPTS", default_value_t = 3)]
     pub aws_max_attempts: u32,
+    /// SDK retry mode: `standard`, or `adaptive` (client-side rate limiting
+    /// that backs off further when AWS throttles).
+    #[arg(long, env = "AWS_RETRY_MODE", value_enum, default_value = "standard")]
+    pub aws_retry_mode: RetryMode,
     /// Deadline of one AWS call including SDK retries, in seconds.
     #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_TIMEOUT_SECS", default_value_t = 20)]
     pub upstream_timeout_secs: u64,
@@ -338,6 +342,15 @@ impl ServeArgs {
     pub fn client_token_ttl(&self) -> Duration {
         Duration::from_secs(self.client_token_ttl_hours.saturating_mul(3600))
     }
+}
+
+/// The SDK retry mode (AWS SDKs and Tools reference, "Retry behavior").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RetryMode {
+    /// Standard mode: exponential backoff with jitter and a retry quota.
+    Standard,
+    /// Adaptive mode: standard plus a client-side token bucket tuned by throttling.
+    Adaptive,
 }
 
 /// `emulator` settings.

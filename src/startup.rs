@@ -153,6 +153,7 @@ impl Application {
             region: args.aws_region.clone(),
             endpoint_url,
             max_attempts: args.aws_max_attempts,
+            adaptive_retry: args.aws_retry_mode == crate::config::RetryMode::Adaptive,
             operation_timeout: args.upstream_timeout(),
             accounts,
             any_account: args.dev,

@@ -395,7 +395,7 @@ impl<U: Upstream> AuditService for AccountLinkApi<U> {
         let ctx = self.context(LIST_AUDIT_EVENTS, true, &request);
         let req = request.into_inner();
         let this = self.clone();
-        self.detach(async move {
+        self.detach(ctx.span(), async move {
             let mut draft = AuditDraft::new(audit_params(&req));
             let parsed = list_audit_events_input(&req);
             let input = match this.admit_without_account(&ctx, &mut draft, parsed) {

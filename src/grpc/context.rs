@@ -42,6 +42,9 @@ pub(crate) struct CallContext {
     /// When the RPC's deadline passes: the caller's `grpc-timeout` or the
     /// configured default, whichever is sooner.
     deadline: tokio::time::Instant,
+    /// The RPC's span: method, principal, request id, then the acting
+    /// account, the code and the duration as they become known.
+    span: tracing::Span,
 }
 
 /// The parts of an audit event a handler learns while it runs.
@@ -122,7 +125,9 @@ impl CallContext {
             request_id,
             started: Instant::now(),
             deadline: tokio::time::Instant::now() + timeout,
+            span: tracing::Span::none(),
         }
+        .with_span()
     }
 
     fn base_event(&self, draft: AuditDraft) -> AuditEvent {
@@ -204,6 +209,29 @@ impl CallContext {
         }
     }
 
+    fn with_span(mut self) -> Self {
+        self.span = tracing::info_span!(
+            "rpc",
+            method = self.method,
+            principal = %self.principal,
+            request_id = %self.request_id,
+            account_id = tracing::field::Empty,
+            code = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        self
+    }
+
+    /// The RPC's span (child spans: `upstream`, `db.*`).
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.span.clone()
+    }
+
+    /// Records the resolved acting account on the span.
+    pub(crate) fn record_account(&self, account: &str) {
+        self.span.record("account_id", account);
+    }
+
     /// Runs an upstream call within what is left of the deadline; past it,
     /// the call is abandoned as `DeadlineExceeded` (its AWS outcome is
     /// unknown, so a client-token record stays retryable).
@@ -225,6 +253,9 @@ impl CallContext {
 
     /// Counts the answer and its latency (`accountlink_rpc_*`).
     fn observe(&self, code: &'static str) {
+        self.span.record("code", code);
+        self.span
+            .record("duration_us", self.started.elapsed().as_micros() as u64);
         metrics::counter!(crate::metrics::RPC_REQUESTS, "method" => self.method, "code" => code)
             .increment(1);
         metrics::histogram!(crate::metrics::RPC_DURATION, "method" => self.method)

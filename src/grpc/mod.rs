@@ -177,8 +177,10 @@ impl<U: Upstream> AccountLinkApi<U> {
     /// audited; nothing is lost).
     async fn detach<T: Send + 'static>(
         &self,
+        span: tracing::Span,
         body: impl Future<Output = Result<T, Status>> + Send + 'static,
     ) -> Result<T, Status> {
+        use tracing::Instrument;
         let in_flight = metrics::gauge!(crate::metrics::RPC_IN_FLIGHT);
         in_flight.increment(1.0);
         let body = async move {
@@ -186,7 +188,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             in_flight.decrement(1.0);
             result
         };
-        match self.inner.tasks.spawn(body).await {
+        match self.inner.tasks.spawn(body.instrument(span)).await {
             Ok(result) => result,
             Err(e) => Err(ApiError::internal(&e).into()),
         }
@@ -298,6 +300,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             .resolve_account(requested)
             .map_err(|e| ApiError::account(&e))?;
         draft.account_id = Some(acting.to_string());
+        ctx.record_account(acting.as_str());
         if !policy.allows(&ctx.principal, ctx.method, &acting) {
             return Err(deny(Some(&acting)));
         }
@@ -548,7 +551,7 @@ impl<U: Upstream> AccountLinkApi<U> {
         let ctx = self.context(method, false, &request);
         let req = request.into_inner();
         let this = self.clone();
-        self.detach(async move {
+        self.detach(ctx.span(), async move {
             let (account_id, link_id, client_token) = req.parts();
             let draft = AuditDraft::new(link_params(account_id, link_id));
             let parsed = convert::on_link(account_id, link_id, client_token, build);
@@ -593,7 +596,7 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         let ctx = self.context("CreateAccountLinkInvitation", false, &request);
         let req = request.into_inner();
         let this = self.clone();
-        self.detach(async move {
+        self.detach(ctx.span(), async move {
             let draft = AuditDraft::new(json!({
                 "account_id": audit_str(&req.account_id),
                 "target_account_id": audit_str(&req.target_account_id),
@@ -647,7 +650,7 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         let ctx = self.context("GetAccountLink", true, &request);
         let req = request.into_inner();
         let this = self.clone();
-        self.detach(async move {
+        self.detach(ctx.span(), async move {
             let mut draft = AuditDraft::new(json!({
                 "account_id": audit_str(&req.account_id),
                 "link_id": audit_str(&req.link_id),
@@ -682,7 +685,7 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         let ctx = self.context("ListAccountLinks", true, &request);
         let req = request.into_inner();
         let this = self.clone();
-        self.detach(async move {
+        self.detach(ctx.span(), async move {
             let mut draft = AuditDraft::new(convert::list_params(&req));
             let (acting, input) = match this.admit(&ctx, &mut draft, convert::list(&req)) {
                 Ok(v) => v,

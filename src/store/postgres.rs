@@ -86,6 +86,7 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError::Database`].
+    #[tracing::instrument(name = "db.claim", skip_all)]
     pub async fn claim(
         &self,
         claim: &NewClaim,
@@ -105,6 +106,7 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError::Database`]; then nothing was written.
+    #[tracing::instrument(name = "db.complete", skip_all)]
     pub async fn complete(
         &self,
         key: &RecordKey,
@@ -126,6 +128,7 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError::Database`]; then nothing was written.
+    #[tracing::instrument(name = "db.append_audit_event", skip_all)]
     pub async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
@@ -140,6 +143,7 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError::Database`].
+    #[tracing::instrument(name = "db.purge_expired", skip_all)]
     pub async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let now = client_token::clock(&mut conn, now).await?;

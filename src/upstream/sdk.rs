@@ -67,8 +67,10 @@ pub struct UpstreamSettings {
     pub region: Option<String>,
     /// Endpoint override (`AWS_ENDPOINT_URL` is honoured by aws-config too).
     pub endpoint_url: Option<String>,
-    /// SDK retry: maximum attempts per operation (standard mode), >= 1.
+    /// SDK retry: maximum attempts per operation, >= 1.
     pub max_attempts: u32,
+    /// SDK retry: adaptive mode instead of standard.
+    pub adaptive_retry: bool,
     /// Deadline of one whole operation, retries included.
     pub operation_timeout: Duration,
     /// The configured acting accounts.
@@ -100,8 +102,13 @@ pub struct SdkUpstream {
 impl SdkUpstream {
     /// Loads the aws-config chain and builds a client per configured account.
     pub async fn new(settings: &UpstreamSettings) -> Self {
+        let retry = if settings.adaptive_retry {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)))
+            .retry_config(retry.with_max_attempts(settings.max_attempts.max(1)))
             .timeout_config(
                 TimeoutConfig::builder()
                     .operation_timeout(settings.operation_timeout)
@@ -355,6 +362,7 @@ impl Upstream for SdkUpstream {
         }
     }
 
+    #[tracing::instrument(name = "upstream", skip_all, fields(operation = mutation.kind().method(), account_id = %acting))]
     async fn mutate(
         &self,
         acting: &AccountId,
@@ -420,6 +428,7 @@ impl Upstream for SdkUpstream {
         })
     }
 
+    #[tracing::instrument(name = "upstream", skip_all, fields(operation = "GetAccountLink", account_id = %acting))]
     async fn get_account_link(
         &self,
         acting: &AccountId,
@@ -452,6 +461,7 @@ impl Upstream for SdkUpstream {
         })
     }
 
+    #[tracing::instrument(name = "upstream", skip_all, fields(operation = "ListAccountLinks", account_id = %acting))]
     async fn list_account_links(
         &self,
         acting: &AccountId,

@@ -116,3 +116,118 @@ async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
             .unwrap();
     assert_eq!(audited, answered, "every answered rpc has its audit event");
 }
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_or_the_audit_trail() {
+    const BEARER: &str = "bearer-secret-7f3a9c";
+    const WRONG_BEARER: &str = "wrong-bearer-secret-91bd";
+    const AWS_SECRET: &str = "aws-secret-access-key-5e2d";
+    const CLIENT_TOKEN: &str = "client-token-secret-c4e1";
+    let emulator = Emulator::new().spawn().await.unwrap();
+    let config = crate::helpers::write_temp(
+        "config.toml",
+        format!(
+            "[[accounts]]\naccount_id = \"111111111111\"\nrole_arn = \"arn:aws:iam::111111111111:role/linker\"\n\
+             [[auth.tokens]]\nprincipal = \"alice\"\nsha256 = \"{}\"\n\
+             [[policy]]\nprincipal = \"alice\"\nmethods = [\"*\"]\naccounts = [\"*\"]\n",
+            crate::helpers::sha256_hex(BEARER)
+        )
+        .as_bytes(),
+    );
+    let url = format!(
+        "{}/test_{}",
+        database_server_url(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--database-url",
+            &url,
+            "--aws-endpoint-url",
+            &emulator.endpoint_url(),
+        ])
+        .arg("--config")
+        .arg(&config)
+        .env("AWS_ACCESS_KEY_ID", "000000000000")
+        .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Drain stderr while the server runs, or a full pipe would block it.
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut buf)
+            .await
+            .unwrap();
+        buf
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut client = loop {
+        match AccountLinkServiceClient::connect(endpoint.clone()).await {
+            Ok(c) => break c,
+            Err(_) => {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the server exited early"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let create = || pb::CreateAccountLinkInvitationRequest {
+        account_id: "111111111111".into(),
+        target_account_id: "222222222222".into(),
+        client_token: CLIENT_TOKEN.into(),
+    };
+    client
+        .create_account_link_invitation(crate::helpers::bearer(create(), BEARER))
+        .await
+        .expect("alice creates through the assumed role");
+    client
+        .create_account_link_invitation(crate::helpers::bearer(create(), WRONG_BEARER))
+        .await
+        .unwrap_err();
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let logs = logs.await.unwrap();
+    let logs = String::from_utf8_lossy(&logs);
+    assert!(logs.contains("rpc answered"), "debug logs were captured");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let audit: Vec<String> = sqlx::query_scalar("select t::text from audit_event t")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2);
+    let records: Vec<String> = sqlx::query_scalar("select t::text from client_token_record t")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for secret in [BEARER, WRONG_BEARER, AWS_SECRET, CLIENT_TOKEN] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+        assert!(
+            !audit.iter().chain(&records).any(|row| row.contains(secret)),
+            "{secret} in the database"
+        );
+    }
+}
