@@ -845,3 +845,98 @@ async fn health_and_reflection_know_the_audit_service() {
         );
     }
 }
+
+/// `audit_event_hour` as stored and as recomputed from `audit_event`:
+/// (hour, min_seq, max_seq, min_seq_from, max_seq_upto).
+async fn hour_summary(app: &TestApp) -> (Vec<[i64; 5]>, Vec<[i64; 5]>) {
+    let stored: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "select hour, min_seq, max_seq, min_seq_from, max_seq_upto \
+         from audit_event_hour order by hour",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let recomputed: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "select hour, min_seq, max_seq, \
+                min(min_seq) over (order by hour desc), max(max_seq) over (order by hour) \
+         from (select floor(extract(epoch from event_time) / 3600)::bigint as hour, \
+                      min(seq) as min_seq, max(seq) as max_seq \
+               from audit_event group by 1) as h \
+         order by hour",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let arrays = |rows: Vec<(i64, i64, i64, i64, i64)>| {
+        rows.into_iter()
+            .map(|(a, b, c, d, e)| [a, b, c, d, e])
+            .collect()
+    };
+    (arrays(stored), arrays(recomputed))
+}
+
+#[tokio::test]
+async fn time_ranges_are_exact_across_hours_and_late_events() {
+    use time::Duration;
+    let app = dev_app().await;
+    let store = PgStore::from_pool(app.pool.clone());
+    let base = time::macros::datetime!(2020-01-01 00:00:00 UTC);
+    // Six hours of events, 3 minutes apart, some on the hour exactly, and
+    // every seventh one appended late: its time is one to three hours
+    // before the events appended just before it.
+    for i in 0..120_i64 {
+        let mut at = base + Duration::minutes(3 * i);
+        if i % 7 == 3 {
+            at -= Duration::hours(1 + i % 3);
+        }
+        let mut event = synthetic_event(usize::try_from(i).unwrap());
+        event.event_time = at;
+        store.append_audit_event(&event).await.unwrap();
+    }
+    let (stored, recomputed) = hour_summary(&app).await;
+    assert!(stored.len() >= 6, "{stored:?}");
+    assert_eq!(stored, recomputed, "the trigger keeps the summary exact");
+
+    let at = |minutes: i64| Some(base + Duration::minutes(minutes));
+    let mut windows = vec![
+        (at(-600), at(-300)),
+        (at(-600), at(0)),
+        (at(0), at(1)),
+        (at(59), at(61)),
+        (at(60), at(120)),
+        (at(61), at(179)),
+        (at(119), at(241)),
+        (at(200), at(205)),
+        (at(300), at(1000)),
+        (at(400), at(500)),
+        (at(0), at(0)),
+        (None, at(60)),
+        (None, at(181)),
+        (at(180), None),
+        (at(359), None),
+    ];
+    for k in 0..12 {
+        windows.push((at(k * 25 - 7), at(k * 25 + 31)));
+    }
+    for (start, end) in windows {
+        let want = expected(&app, |r| {
+            start.is_none_or(|s| r.event_time >= s) && end.is_none_or(|e| r.event_time < e)
+        })
+        .await;
+        let page = list(
+            &app,
+            pb::ListAuditEventsRequest {
+                start_time: start.map(timestamp),
+                end_time: end.map(timestamp),
+                page_size: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(seqs(&page.audit_events), want, "[{start:?}, {end:?})");
+    }
+    // The calls above were appended at the current time: still exact.
+    let (stored, recomputed) = hour_summary(&app).await;
+    assert_eq!(stored, recomputed);
+}
