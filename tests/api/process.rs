@@ -18,6 +18,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A client of the server process `child` once it listens on `port`.
+async fn connect_when_listening(
+    child: &mut tokio::process::Child,
+    port: u16,
+) -> AccountLinkServiceClient<tonic::transport::Channel> {
+    let endpoint = format!("http://127.0.0.1:{port}");
+    loop {
+        match AccountLinkServiceClient::connect(endpoint.clone()).await {
+            Ok(c) => return c,
+            Err(_) => {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the server exited early"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
     let emulator = Emulator::new().spawn().await.unwrap();
@@ -57,19 +77,7 @@ async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
         .unwrap();
 
     // Connect once the server listens.
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let client = loop {
-        match AccountLinkServiceClient::connect(endpoint.clone()).await {
-            Ok(c) => break c,
-            Err(_) => {
-                assert!(
-                    child.try_wait().unwrap().is_none(),
-                    "the server exited early"
-                );
-                tokio::task::yield_now().await;
-            }
-        }
-    };
+    let client = connect_when_listening(&mut child, port).await;
     let mut rpcs = Vec::new();
     for i in 0..8 {
         let mut client = client.clone();
@@ -174,19 +182,7 @@ async fn no_secret_reaches_the_logs_or_the_audit_trail() {
             .unwrap();
         buf
     });
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let mut client = loop {
-        match AccountLinkServiceClient::connect(endpoint.clone()).await {
-            Ok(c) => break c,
-            Err(_) => {
-                assert!(
-                    child.try_wait().unwrap().is_none(),
-                    "the server exited early"
-                );
-                tokio::task::yield_now().await;
-            }
-        }
-    };
+    let mut client = connect_when_listening(&mut child, port).await;
     let create = || pb::CreateAccountLinkInvitationRequest {
         account_id: "111111111111".into(),
         target_account_id: "222222222222".into(),
