@@ -7,18 +7,14 @@ use account_link_service::grpc::frame;
 use account_link_service::proto::pb;
 use account_link_service::proto::pb::audit_service_client::AuditServiceClient;
 use account_link_service::store::{AuditEvent, IdempotencyOutcome, PgStore};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::helpers::{
-    AuditRow, OTHER, SOURCE, TARGET, TestApp, bearer, reason, sha256_hex, spawn_app_with,
-    violated_fields, write_temp,
+    AuditRow, OTHER, SOURCE, TARGET, TestApp, bearer, raw_grpc_call, reason, sha256_hex,
+    spawn_app_with, violated_fields, write_temp,
 };
 
 const ALICE: &str = "alice-token-s3cret";
@@ -537,40 +533,16 @@ async fn bad_requests_are_invalid_argument_per_field_and_audited() {
     );
 }
 
-/// The gRPC status code of one raw ListAuditEvents call with `body`.
-async fn raw_list_audit_events(app: &TestApp, body: Bytes) -> Code {
-    let client = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<Bytes>>();
-    let request = http::Request::post(format!(
-        "http://{}/accountlink.v1.AuditService/ListAuditEvents",
-        app.addr
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(Full::new(body))
-    .unwrap();
-    let response = client.request(request).await.expect("an http answer");
-    let (parts, body) = response.into_parts();
-    let trailers = body
-        .collect()
-        .await
-        .expect("body")
-        .trailers()
-        .cloned()
-        .unwrap_or_default();
-    let status = trailers
-        .get("grpc-status")
-        .or_else(|| parts.headers.get("grpc-status"))
-        .expect("grpc-status");
-    Code::from(status.to_str().unwrap().parse::<i32>().unwrap())
-}
-
 #[tokio::test]
 async fn undecodable_requests_are_invalid_argument_and_audited() {
     let app = dev_app().await;
     // Field 4 (principal) holding invalid UTF-8.
-    let code = raw_list_audit_events(&app, frame(&[0x22, 0x02, 0xc3, 0x28])).await;
+    let (code, _) = raw_grpc_call(
+        &app,
+        "/accountlink.v1.AuditService/ListAuditEvents",
+        frame(&[0x22, 0x02, 0xc3, 0x28]),
+    )
+    .await;
     assert_eq!(code, Code::InvalidArgument);
     let events = app.audit_events().await;
     assert_eq!(events.len(), 1);

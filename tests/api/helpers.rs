@@ -355,3 +355,35 @@ pub(crate) fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     );
     request
 }
+
+/// The gRPC status (code, message) of one unary call sent raw over HTTP/2
+/// to `path` (not through a generated client), for hostile-input tests.
+pub(crate) async fn raw_grpc_call(app: &TestApp, path: &str, body: bytes::Bytes) -> (Code, String) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::post(format!("http://{}{path}", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(body))
+        .unwrap();
+    let response = client.request(request).await.expect("an http answer");
+    assert_eq!(response.status(), 200);
+    let (parts, body) = response.into_parts();
+    let collected = http_body_util::BodyExt::collect(body).await.expect("body");
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let status_of = |headers: &http::HeaderMap| {
+        headers
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().parse::<i32>().unwrap())
+    };
+    let code = status_of(&trailers)
+        .or_else(|| status_of(&parts.headers))
+        .expect("grpc-status");
+    let message = trailers
+        .get("grpc-message")
+        .or_else(|| parts.headers.get("grpc-message"))
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (Code::from(code), message)
+}

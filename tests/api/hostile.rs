@@ -6,46 +6,18 @@
 use account_link_service::grpc::frame;
 use account_link_service::proto::pb;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use prost::Message;
 use tonic::Code;
 
-use crate::helpers::{SOURCE, TARGET, TestApp, spawn_app};
+use crate::helpers::{SOURCE, TARGET, TestApp, raw_grpc_call, spawn_app};
 
-/// The gRPC status (code, message) of one raw unary call.
 async fn raw_call(app: &TestApp, method: &str, body: Bytes) -> (Code, String) {
-    let client = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<Bytes>>();
-    let request = http::Request::post(format!(
-        "http://{}/accountlink.v1.AccountLinkService/{method}",
-        app.addr
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(Full::new(body))
-    .unwrap();
-    let response = client.request(request).await.expect("an http answer");
-    assert_eq!(response.status(), 200);
-    let (parts, body) = response.into_parts();
-    let collected = body.collect().await.expect("body");
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    let status_of = |headers: &http::HeaderMap| {
-        headers
-            .get("grpc-status")
-            .map(|v| v.to_str().unwrap().parse::<i32>().unwrap())
-    };
-    let code = status_of(&trailers)
-        .or_else(|| status_of(&parts.headers))
-        .expect("grpc-status");
-    let message = trailers
-        .get("grpc-message")
-        .or_else(|| parts.headers.get("grpc-message"))
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (Code::from(code), message)
+    raw_grpc_call(
+        app,
+        &format!("/accountlink.v1.AccountLinkService/{method}"),
+        body,
+    )
+    .await
 }
 
 #[tokio::test]

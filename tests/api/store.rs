@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use account_link_service::audit::now_micros;
 use account_link_service::store::{
     ClaimOutcome, NewClaim, PgStore, RecordKey, RecordOutcome, StoredOutcome,
 };
@@ -73,13 +74,6 @@ fn event(at: OffsetDateTime) -> account_link_service::store::AuditEvent {
     }
 }
 
-/// Now, at PostgreSQL's microsecond precision, so stored times round-trip.
-fn now_us() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .expect("valid nanosecond")
-}
-
 fn lease_of(outcome: &ClaimOutcome) -> uuid::Uuid {
     match outcome {
         ClaimOutcome::Acquired { lease_id, .. } => *lease_id,
@@ -90,7 +84,7 @@ fn lease_of(outcome: &ClaimOutcome) -> uuid::Uuid {
 #[tokio::test]
 async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
     let store = store().await;
-    let t0 = now_us();
+    let t0 = now_micros();
     let first = store
         .claim(&claim("k1", "f"), Some(t0), &derive)
         .await
@@ -164,7 +158,7 @@ async fn a_live_lease_blocks_and_an_expired_one_is_taken_over() {
 #[tokio::test]
 async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
     let store = store().await;
-    let t0 = now_us();
+    let t0 = now_micros();
     let lease = lease_of(
         &store
             .claim(&claim("k2", "f"), Some(t0), &derive)
@@ -206,7 +200,7 @@ async fn a_retryable_record_is_taken_over_at_once_and_a_mismatch_is_detected() {
 #[tokio::test]
 async fn expired_records_start_afresh_and_are_purged() {
     let store = store().await;
-    let t0 = now_us();
+    let t0 = now_micros();
     let lease = lease_of(
         &store
             .claim(&claim("k3", "f"), Some(t0), &derive)
@@ -271,7 +265,7 @@ async fn expired_records_start_afresh_and_are_purged() {
 #[tokio::test]
 async fn thirty_two_concurrent_claims_have_exactly_one_winner() {
     let store = store().await;
-    let now = now_us();
+    let now = now_micros();
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let store = store.clone();
@@ -296,7 +290,7 @@ async fn thirty_two_concurrent_claims_have_exactly_one_winner() {
 #[tokio::test]
 async fn a_live_lease_wins_over_expiry_and_a_restart_is_a_new_upstream_request() {
     let store = store().await;
-    let t0 = now_us();
+    let t0 = now_micros();
     let day = Duration::from_secs(24 * 3600);
     // Retryable until just before expiry, then re-driven: the takeover
     // extends the record to the end of its lease.
@@ -382,7 +376,7 @@ async fn the_database_clock_decides_when_no_time_is_given() {
                 &claim("k6", "f").key,
                 lease,
                 &ok_outcome(),
-                &event(now_us())
+                &event(now_micros())
             )
             .await
             .unwrap()
