@@ -21,9 +21,8 @@ use account_link_service::config::ServeArgs;
 use account_link_service::proto::pb;
 use account_link_service::proto::pb::audit_service_client::AuditServiceClient;
 use account_link_service::startup::Application;
-use account_link_service::store::{
-    AuditEvent, AuditQuery, IdempotencyOutcome, PgStore, explain_list_audit_events,
-};
+use account_link_service::store::postgres::explain_list_audit_events;
+use account_link_service::store::{AuditEvent, AuditQuery, IdempotencyOutcome, PgStore, Store};
 use anyhow::Context;
 use clap::Parser;
 use sqlx::Postgres;

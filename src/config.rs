@@ -14,9 +14,35 @@ use crate::domain::AccountId;
 use crate::telemetry::LogFormat;
 use crate::upstream::{AccountCredentials, AccountSettings};
 
-/// The default PostgreSQL URL: the local server, database `account_link`
-/// (created if missing).
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/account_link";
+/// The SQLite file used when no `--database-url` is given, in `--data-dir`.
+pub const DEFAULT_SQLITE_FILE: &str = "account-link.db";
+
+/// Where the store lives (`--database-url`, `--data-dir`); shared by every
+/// subcommand that opens it.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `postgres://USER@HOST:PORT/DB` (production; replicas share it) or
+    /// `sqlite://PATH`; the database or file is created if missing and
+    /// migrated. Default: the SQLite file `account-link.db` in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the default SQLite file (when no --database-url).
+    #[arg(long, env = "ACCOUNT_LINK_DATA_DIR", default_value = ".")]
+    pub data_dir: PathBuf,
+}
+
+impl DatabaseArgs {
+    /// The URL to open: `--database-url`, or `sqlite://<data-dir>/account-link.db`.
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join(DEFAULT_SQLITE_FILE).display()
+            ),
+        }
+    }
+}
 
 /// The default upstream-token HMAC key. Override it (same value on every
 /// replica) to keep upstream ClientTokens unpredictable to outsiders.
@@ -79,9 +105,9 @@ pub enum AuditCommand {
 /// `audit checkpoint` settings.
 #[derive(Debug, Clone, Args)]
 pub struct AuditCheckpointArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// The store.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// File holding the Ed25519 secret seed (64 hex digits), from `audit keygen`.
     #[arg(long, env = "ACCOUNT_LINK_AUDIT_SIGNING_KEY")]
     pub signing_key: PathBuf,
@@ -104,9 +130,9 @@ pub struct AuditKeygenArgs {
 /// `audit export` settings.
 #[derive(Debug, Clone, Args)]
 pub struct AuditExportArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// The store.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Start of the range (RFC 3339), inclusive.
     #[arg(long, value_parser = parse_rfc3339)]
     pub since: time::OffsetDateTime,
@@ -128,9 +154,9 @@ pub enum ExportFormat {
 /// `audit retain` settings.
 #[derive(Debug, Clone, Args)]
 pub struct AuditRetainArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// The store.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// The checkpoint signer's public key (64 hex digits, or a file).
     #[arg(long, env = "ACCOUNT_LINK_AUDIT_PUBLIC_KEY")]
     pub public_key: String,
@@ -147,9 +173,9 @@ fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
 /// `audit verify` settings.
 #[derive(Debug, Clone, Args)]
 pub struct AuditVerifyArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// The store.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// First seq to check (default 1).
     #[arg(long)]
     pub from: Option<i64>,
@@ -188,10 +214,11 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, env = "ACCOUNT_LINK_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// PostgreSQL URL; the database is created if missing and migrated.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
-    /// Maximum PostgreSQL connections in the pool.
+    /// The store.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Maximum connections in the pool (SQLite: read connections, beside
+    /// its one writer).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
     /// Development mode: runs the WorkSpaces emulator in-process (unless
@@ -311,7 +338,8 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// Settings with the defaults above and `database_url`, for tests and
-    /// embedding (no environment or command line is read).
+    /// embedding (the environment is read, then what tests must control is
+    /// reset).
     pub fn with_database_url(database_url: impl Into<String>) -> Self {
         let mut args = Cli::parse_from(["account-link-service", "serve"]);
         // `parse_from` reads env fallbacks; reset what tests must control.
@@ -319,7 +347,7 @@ impl ServeArgs {
             unreachable!("parsed the serve subcommand")
         };
         let mut serve = (**serve).clone();
-        serve.database_url = database_url.into();
+        serve.database.database_url = Some(database_url.into());
         serve.aws_endpoint_url = None;
         serve.config = None;
         serve.tls_cert = None;
@@ -364,9 +392,9 @@ pub struct EmulatorArgs {
 /// `migrate` settings.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
-    /// PostgreSQL URL; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// The store.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// The TOML configuration file (README "Configuration" has a full example).

@@ -2,13 +2,22 @@
 //! the chosen subcommand (`serve`, `emulator`, `migrate`).
 
 use account_link_service::audit::{self, checkpoint};
+use account_link_service::config::DatabaseArgs;
 use account_link_service::config::{AuditCommand, Cli, Command};
 use account_link_service::emulator::Emulator;
 use account_link_service::startup::{self, Application, shutdown_signal};
-use account_link_service::store::{DEFAULT_CHAIN, PgStore};
+use account_link_service::store::{AnyStore, DEFAULT_CHAIN, Store};
 use account_link_service::telemetry;
 use anyhow::Context;
 use clap::Parser;
+
+/// Opens the store of `--database-url` / `--data-dir` (created and migrated
+/// if missing) for a one-shot command.
+async fn open(database: &DatabaseArgs) -> anyhow::Result<AnyStore> {
+    AnyStore::connect(&database.url(), 2)
+        .await
+        .context("cannot open the database")
+}
 
 /// Prints a chain verdict; exits 1 when the chain is broken.
 fn report(verdict: Result<audit::VerifyReport, audit::Break>) {
@@ -24,30 +33,24 @@ fn report(verdict: Result<audit::VerifyReport, audit::Break>) {
 async fn run_audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify(args) => {
-            let store = PgStore::connect(&args.database_url, 2)
-                .await
-                .context("database")?;
+            let store = open(&args.database).await?;
             if let (Some(path), Some(key)) = (&args.checkpoint, &args.public_key) {
                 let checkpoint = checkpoint::read_checkpoint(path)?;
                 let key = checkpoint::read_public_key(key)?;
-                report(audit::verify_checkpoint(store.pool(), &checkpoint, &key).await?);
+                report(audit::verify_checkpoint(&store, &checkpoint, &key).await?);
             } else {
-                report(audit::verify(store.pool(), DEFAULT_CHAIN, args.from, args.to).await?);
+                report(audit::verify(&store, DEFAULT_CHAIN, args.from, args.to).await?);
             }
         }
         AuditCommand::Checkpoint(args) => {
-            let store = PgStore::connect(&args.database_url, 2)
-                .await
-                .context("database")?;
+            let store = open(&args.database).await?;
             let key = checkpoint::read_signing_key(&args.signing_key)?;
             let previous = args
                 .previous
                 .as_deref()
                 .map(checkpoint::read_checkpoint)
                 .transpose()?;
-            match audit::create_checkpoint(store.pool(), DEFAULT_CHAIN, &key, previous.as_ref())
-                .await?
-            {
+            match audit::create_checkpoint(&store, DEFAULT_CHAIN, &key, previous.as_ref()).await? {
                 Ok(cp) => {
                     let text = serde_json::to_string_pretty(&cp)? + "\n";
                     match &args.out {
@@ -75,29 +78,19 @@ async fn run_audit(command: AuditCommand) -> anyhow::Result<()> {
             println!("{public}");
         }
         AuditCommand::Export(args) => {
-            let store = PgStore::connect(&args.database_url, 2)
-                .await
-                .context("database")?;
+            let store = open(&args.database).await?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let n = audit::export_jsonl(
-                store.pool(),
-                DEFAULT_CHAIN,
-                args.since,
-                args.until,
-                &mut out,
-            )
-            .await?;
+            let n = audit::export_jsonl(&store, DEFAULT_CHAIN, args.since, args.until, &mut out)
+                .await?;
             tracing::info!(events = n, "exported");
         }
         AuditCommand::Retain(args) => {
-            let store = PgStore::connect(&args.database_url, 2)
-                .await
-                .context("database")?;
+            let store = open(&args.database).await?;
             let key = checkpoint::read_public_key(&args.public_key)?;
             let cutoff = time::OffsetDateTime::now_utc()
                 - time::Duration::days(i64::from(args.older_than_days));
-            match audit::retain(store.pool(), DEFAULT_CHAIN, &key, cutoff).await? {
+            match audit::retain(&store, DEFAULT_CHAIN, &key, cutoff).await? {
                 Ok(Some(outcome)) => println!(
                     "deleted {} events through seq {}",
                     outcome.deleted, outcome.to_seq
@@ -142,10 +135,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Audit(command) => run_audit(command).await?,
         Command::Migrate(args) => {
-            PgStore::connect(&args.database_url, 2)
-                .await
-                .context("migration failed")?;
-            tracing::info!("migrations applied");
+            let store = open(&args.database).await.context("migration failed")?;
+            tracing::info!(store = store.backend(), "migrations applied");
+            store.close().await;
         }
     }
     Ok(())

@@ -25,7 +25,7 @@ use crate::grpc::{
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pb::account_link_service_server::AccountLinkServiceServer;
 use crate::proto::pb::audit_service_server::AuditServiceServer;
-use crate::store::{PgStore, StoreError};
+use crate::store::{AnyStore, Store, StoreError};
 use crate::upstream::{SdkUpstream, UpstreamSettings};
 
 /// Largest accepted request message, in bytes. The largest legal request
@@ -86,7 +86,7 @@ pub struct Application {
     tls: Option<ServerTlsConfig>,
     /// Set when health and reflection require credentials too.
     guard: Option<Authenticator>,
-    store: PgStore,
+    store: AnyStore,
     emulator: Option<RunningEmulator>,
     purge_interval: Duration,
     shutdown_grace: Duration,
@@ -129,8 +129,18 @@ impl Application {
             .into());
         }
 
-        let store = PgStore::connect(&args.database_url, args.database_max_connections).await?;
-        tracing::info!("database ready, migrations applied");
+        let store = AnyStore::connect(&args.database.url(), args.database_max_connections).await?;
+        match &args.database.database_url {
+            Some(_) => tracing::info!(
+                store = store.backend(),
+                "database ready, migrations applied"
+            ),
+            None => tracing::info!(
+                store = store.backend(),
+                path = %args.database.url(),
+                "no --database-url: using the embedded SQLite store (one process; use PostgreSQL for replicas)"
+            ),
+        }
 
         let mut endpoint_url = args.aws_endpoint_url.clone();
         let mut emulator = None;
@@ -416,7 +426,7 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Reports SERVING only while the database answers (DESIGN §12).
-async fn health_probe(store: PgStore, reporter: HealthReporter, every: Duration) {
+async fn health_probe(store: AnyStore, reporter: HealthReporter, every: Duration) {
     let mut interval = tokio::time::interval(every);
     let mut last = ServingStatus::Serving;
     loop {
@@ -426,13 +436,13 @@ async fn health_probe(store: PgStore, reporter: HealthReporter, every: Duration)
             Ok(Ok(())) => ServingStatus::Serving,
             _ => ServingStatus::NotServing,
         };
-        let pool = store.pool();
+        let pool = store.pool_status();
         metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "open")
-            .set(f64::from(pool.size()));
+            .set(f64::from(pool.open));
         metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "idle")
-            .set(pool.num_idle() as f64);
+            .set(f64::from(pool.idle));
         metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "max")
-            .set(f64::from(pool.options().get_max_connections()));
+            .set(f64::from(pool.max));
         if status != last {
             tracing::warn!(?status, "health changed");
             set_health(&reporter, status).await;
@@ -455,19 +465,14 @@ struct Retention {
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Runs audit retention hourly (see [`crate::audit::retain`]).
-async fn retention_loop(store: PgStore, retention: Retention) {
+async fn retention_loop(store: AnyStore, retention: Retention) {
     let mut interval = tokio::time::interval(RETENTION_INTERVAL);
     loop {
         interval.tick().await;
         let cutoff =
             time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(retention.days));
-        match crate::audit::retain(
-            store.pool(),
-            crate::store::DEFAULT_CHAIN,
-            &retention.key,
-            cutoff,
-        )
-        .await
+        match crate::audit::retain(&store, crate::store::DEFAULT_CHAIN, &retention.key, cutoff)
+            .await
         {
             Ok(Ok(Some(done))) => {
                 tracing::info!(
@@ -486,7 +491,7 @@ async fn retention_loop(store: PgStore, retention: Retention) {
 }
 
 /// Deletes expired client-token records every `every`.
-async fn purge_loop(store: PgStore, every: Duration) {
+async fn purge_loop(store: AnyStore, every: Duration) {
     let mut interval = tokio::time::interval(every);
     loop {
         interval.tick().await;

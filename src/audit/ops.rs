@@ -5,20 +5,21 @@ use std::io::Write;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 
 use super::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError};
 use super::{Break, VerifyReport, format_event_time, verify};
-use crate::store::{AuditEvent, IdempotencyOutcome, StoredAuditEvent, audit_rows_in_time_range};
+use crate::store::{
+    AuditEvent, IdempotencyOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint,
+};
 
 /// An audit operation failure (not a broken chain: that is a [`Break`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AuditOpError {
-    /// The database failed.
+    /// The store failed.
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Store(#[from] StoreError),
     /// A checkpoint or key problem.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -37,12 +38,12 @@ pub enum AuditOpError {
 /// # Errors
 /// [`AuditOpError`]; a broken chain is `Ok(Err(..))` and nothing is signed.
 pub async fn create_checkpoint(
-    pool: &PgPool,
+    store: &impl Store,
     chain_id: &str,
     key: &SigningKey,
     previous: Option<&Checkpoint>,
 ) -> Result<Result<Checkpoint, Break>, AuditOpError> {
-    let whole = match verify(pool, chain_id, None, None).await? {
+    let whole = match verify(store, chain_id, None, None).await? {
         Ok(report) => report,
         Err(broken) => return Ok(Err(broken)),
     };
@@ -75,17 +76,15 @@ pub async fn create_checkpoint(
         signature: String::new(),
     }
     .sign(key);
-    sqlx::query(
-        "insert into audit_checkpoint (chain_id, to_seq, head_hash, signature, body) \
-         values ($1, $2, $3, $4, $5) on conflict (chain_id, to_seq) do nothing",
-    )
-    .bind(chain_id)
-    .bind(checkpoint.to_seq)
-    .bind(whole.head.as_slice())
-    .bind(&checkpoint.signature)
-    .bind(serde_json::to_value(&checkpoint).unwrap_or(Value::Null))
-    .execute(pool)
-    .await?;
+    store
+        .insert_checkpoint(&StoredCheckpoint {
+            chain_id: chain_id.to_owned(),
+            to_seq: checkpoint.to_seq,
+            head_hash: whole.head.to_vec(),
+            signature: checkpoint.signature.clone(),
+            body: serde_json::to_value(&checkpoint).unwrap_or(Value::Null),
+        })
+        .await?;
     Ok(Ok(checkpoint))
 }
 
@@ -97,12 +96,12 @@ pub async fn create_checkpoint(
 /// [`AuditOpError`] for a bad signature or a database failure; a broken
 /// chain is `Ok(Err(..))`.
 pub async fn verify_checkpoint(
-    pool: &PgPool,
+    store: &impl Store,
     checkpoint: &Checkpoint,
     key: &VerifyingKey,
 ) -> Result<Result<VerifyReport, Break>, AuditOpError> {
     checkpoint.verify_signature(key)?;
-    let report = match verify(pool, &checkpoint.chain_id, None, Some(checkpoint.to_seq)).await? {
+    let report = match verify(store, &checkpoint.chain_id, None, Some(checkpoint.to_seq)).await? {
         Ok(report) => report,
         Err(Break::Gap {
             expected,
@@ -141,67 +140,52 @@ pub struct RetentionOutcome {
 /// # Errors
 /// [`AuditOpError`]; a broken chain is `Ok(Err(..))` and nothing is deleted.
 pub async fn retain(
-    pool: &PgPool,
+    store: &impl Store,
     chain_id: &str,
     key: &VerifyingKey,
     older_than: OffsetDateTime,
 ) -> Result<Result<Option<RetentionOutcome>, Break>, AuditOpError> {
     // The newest checkpoint whose last event is older than the cut-off.
-    let candidate: Option<Value> = sqlx::query_scalar(
-        "select c.body from audit_checkpoint c \
-         join audit_event e on e.chain_id = c.chain_id and e.seq = c.to_seq \
-         where c.chain_id = $1 and e.event_time < $2 \
-         order by c.to_seq desc limit 1",
-    )
-    .bind(chain_id)
-    .bind(older_than)
-    .fetch_optional(pool)
-    .await?;
+    let candidate = store.newest_checkpoint_before(chain_id, older_than).await?;
     let Some(body) = candidate else {
         return Ok(Ok(None));
     };
     let checkpoint: Checkpoint = serde_json::from_value(body)
         .map_err(|e| AuditOpError::Refused(format!("stored checkpoint unreadable: {e}")))?;
-    if let Err(broken) = verify_checkpoint(pool, &checkpoint, key).await? {
+    if let Err(broken) = verify_checkpoint(store, &checkpoint, key).await? {
         return Ok(Err(broken));
     }
     let started = std::time::Instant::now();
-    let mut tx = pool.begin().await?;
-    let deleted: i64 = sqlx::query_scalar("select audit_event_retain($1, $2)")
-        .bind(chain_id)
-        .bind(checkpoint.to_seq)
-        .fetch_one(&mut *tx)
+    let deleted = store
+        .retain_through(chain_id, checkpoint.to_seq, |deleted| AuditEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_time: super::now_micros(),
+            method: "AuditRetention".into(),
+            read_only: false,
+            principal: "system:retention".into(),
+            source_ip: None,
+            user_agent: None,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            account_id: None,
+            request_parameters: json!({
+                "chain_id": chain_id,
+                "older_than": format_event_time(older_than),
+            }),
+            response_elements: Some(json!({
+                "deleted_events": deleted,
+                "through_seq": checkpoint.to_seq,
+                "checkpoint_signature": checkpoint.signature,
+            })),
+            grpc_code: "OK".into(),
+            error_reason: None,
+            error_message: None,
+            upstream_request_id: None,
+            upstream_attempts: 0,
+            idempotency_outcome: IdempotencyOutcome::None,
+            client_token_sha256: None,
+            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        })
         .await?;
-    let event = AuditEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_time: super::now_micros(),
-        method: "AuditRetention".into(),
-        read_only: false,
-        principal: "system:retention".into(),
-        source_ip: None,
-        user_agent: None,
-        request_id: uuid::Uuid::new_v4().to_string(),
-        account_id: None,
-        request_parameters: json!({
-            "chain_id": chain_id,
-            "older_than": format_event_time(older_than),
-        }),
-        response_elements: Some(json!({
-            "deleted_events": deleted,
-            "through_seq": checkpoint.to_seq,
-            "checkpoint_signature": checkpoint.signature,
-        })),
-        grpc_code: "OK".into(),
-        error_reason: None,
-        error_message: None,
-        upstream_request_id: None,
-        upstream_attempts: 0,
-        idempotency_outcome: IdempotencyOutcome::None,
-        client_token_sha256: None,
-        duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-    };
-    crate::store::append_audit_event_in(&mut tx, &event).await?;
-    tx.commit().await?;
     tracing::info!(
         deleted,
         through_seq = checkpoint.to_seq,
@@ -258,13 +242,13 @@ pub fn cloudtrail_record(row: &StoredAuditEvent) -> Value {
 /// # Errors
 /// [`AuditOpError`] when reading or writing fails.
 pub async fn export_jsonl(
-    pool: &PgPool,
+    store: &impl Store,
     chain_id: &str,
     since: OffsetDateTime,
     until: OffsetDateTime,
     out: &mut impl Write,
 ) -> Result<u64, AuditOpError> {
-    let mut rows = audit_rows_in_time_range(pool, chain_id, since, until);
+    let mut rows = store.audit_rows_in_time_range(chain_id, since, until);
     let mut written = 0;
     while let Some(row) = rows.next().await {
         serde_json::to_writer(&mut *out, &cloudtrail_record(&row?))

@@ -2,11 +2,10 @@
 
 use std::fmt;
 
-use sqlx::PgPool;
 use tokio_stream::StreamExt;
 
 use super::{GENESIS_HASH, row_hash};
-use crate::store::{StoredAuditEvent, audit_rows_between};
+use crate::store::{Store, StoreError, StoredAuditEvent};
 
 /// A verified range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,36 +168,22 @@ fn check_row(row: &StoredAuditEvent) -> Result<(), Break> {
 /// # Errors
 /// The database error, if reading fails; a broken chain is `Ok(Err(..))`.
 pub async fn verify(
-    pool: &PgPool,
+    store: &impl Store,
     chain_id: &str,
     from: Option<i64>,
     to: Option<i64>,
-) -> Result<Result<VerifyReport, Break>, sqlx::Error> {
-    let (head_seq, head_hash): (i64, Vec<u8>) =
-        sqlx::query_as("select last_seq, last_hash from audit_chain where chain_id = $1")
-            .bind(chain_id)
-            .fetch_one(pool)
-            .await?;
+) -> Result<Result<VerifyReport, Break>, StoreError> {
+    let head = store.chain_head(chain_id).await?;
     // After retention the chain starts past its anchor, whose hash the
     // first remaining row must link to.
-    let anchor: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("select seq, row_hash from audit_anchor where chain_id = $1")
-            .bind(chain_id)
-            .fetch_optional(pool)
-            .await?;
-    let start = anchor.as_ref().map_or(1, |(seq, _)| seq + 1);
+    let anchor = store.chain_anchor(chain_id).await?;
+    let start = anchor.as_ref().map_or(1, |a| a.seq + 1);
     let from = from.unwrap_or(start).max(start);
-    let to = to.unwrap_or(head_seq);
+    let to = to.unwrap_or(head.seq);
     let mut expected_prev: Option<Vec<u8>> = match &anchor {
         _ if from == 1 => Some(GENESIS_HASH.to_vec()),
-        Some((seq, hash)) if from == seq + 1 => Some(hash.clone()),
-        _ => {
-            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
-                .bind(chain_id)
-                .bind(from - 1)
-                .fetch_optional(pool)
-                .await?
-        }
+        Some(a) if from == a.seq + 1 => Some(a.row_hash.clone()),
+        _ => store.row_hash_at(chain_id, from - 1).await?,
     };
     let mut report = VerifyReport {
         chain_id: chain_id.to_owned(),
@@ -208,7 +193,7 @@ pub async fn verify(
         head: GENESIS_HASH,
     };
     let mut expected_seq = from;
-    let mut rows = audit_rows_between(pool, chain_id, from, to);
+    let mut rows = store.audit_rows_between(chain_id, from, to);
     while let Some(row) = rows.next().await {
         let row = row?;
         if row.seq != expected_seq {
@@ -233,10 +218,10 @@ pub async fn verify(
         expected_seq += 1;
     }
     if expected_seq <= to {
-        return Ok(Err(if to == head_seq {
+        return Ok(Err(if to == head.seq {
             Break::MissingNewest {
                 from: expected_seq,
-                head: head_seq,
+                head: head.seq,
             }
         } else {
             Break::Gap {
@@ -245,8 +230,8 @@ pub async fn verify(
             }
         }));
     }
-    if to == head_seq && report.count > 0 && report.head.as_slice() != head_hash {
-        return Ok(Err(Break::HeadMismatch { seq: head_seq }));
+    if to == head.seq && report.count > 0 && report.head.as_slice() != head.row_hash {
+        return Ok(Err(Break::HeadMismatch { seq: head.seq }));
     }
     Ok(Ok(report))
 }

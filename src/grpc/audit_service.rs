@@ -25,7 +25,7 @@ use crate::domain::{AccountId, FieldViolation, LinkId};
 use crate::error::{ApiError, code_name};
 use crate::proto::pb;
 use crate::proto::pb::audit_service_server::AuditService;
-use crate::store::{AuditQuery, IdempotencyOutcome, StoredAuditEvent};
+use crate::store::{AuditQuery, IdempotencyOutcome, Store, StoredAuditEvent};
 use crate::upstream::Upstream;
 
 /// The method name of `ListAuditEvents`, as policies and the trail name it.

@@ -35,7 +35,8 @@ use crate::error::ApiError;
 use crate::proto::pb;
 use crate::proto::pb::account_link_service_server::AccountLinkService;
 use crate::store::{
-    ClaimOutcome, IdempotencyOutcome, NewClaim, PgStore, RecordKey, RecordOutcome, StoredOutcome,
+    AnyStore, ClaimOutcome, IdempotencyOutcome, NewClaim, RecordKey, RecordOutcome, Store,
+    StoredOutcome,
 };
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
@@ -95,7 +96,7 @@ impl<U> Clone for AccountLinkApi<U> {
 
 #[derive(Debug)]
 struct Inner<U> {
-    store: PgStore,
+    store: AnyStore,
     upstream: U,
     dedup: DedupSettings,
     auth: Authenticator,
@@ -146,7 +147,7 @@ pub fn upstream_client_token(
 impl<U: Upstream> AccountLinkApi<U> {
     /// Builds the service.
     pub fn new(
-        store: PgStore,
+        store: AnyStore,
         upstream: U,
         dedup: DedupSettings,
         auth: Authenticator,

@@ -145,14 +145,12 @@ async fn every_rpc_writes_exactly_one_event_with_the_right_fields() {
 
     // The client token itself is stored nowhere.
     for table in ["audit_event", "client_token_record"] {
-        let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select count(*) from {table} t where t::text like '%' || $1 || '%'"
-        )))
-        .bind(token)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-        assert_eq!(hits, 0, "{table} holds the raw client token");
+        let rows = crate::helpers::rows_as_text(&app.store, table).await;
+        assert!(!rows.is_empty());
+        assert!(
+            !rows.iter().any(|row| row.contains(token)),
+            "{table} holds the raw client token"
+        );
     }
 }
 
@@ -160,12 +158,19 @@ async fn every_rpc_writes_exactly_one_event_with_the_right_fields() {
 async fn audit_rows_cannot_be_changed_or_deleted() {
     let app = spawn_app().await;
     app.create(SOURCE, TARGET, "").await.unwrap();
-    for sql in [
+    let mut statements = vec![
         "update audit_event set principal = 'mallory'",
         "delete from audit_event",
-        "truncate audit_event",
-    ] {
-        let err = sqlx::query(sql).execute(&app.pool).await.expect_err(sql);
+    ];
+    if crate::BACKEND == crate::helpers::Backend::Postgres {
+        // SQLite has no TRUNCATE (its truncate optimization is off while a
+        // delete trigger exists).
+        statements.push("truncate audit_event");
+    }
+    for sql in statements {
+        let err = crate::helpers::execute(&app.store, sql)
+            .await
+            .expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     assert_eq!(app.audit_events().await.len(), 1);

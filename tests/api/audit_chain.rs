@@ -1,12 +1,13 @@
 //! The audit hash chain: verify passes on an honest trail and names the
 //! first broken seq after tampering (as a superuser bypassing the
-//! append-only triggers), a deleted row, swapped rows, and deleted newest
-//! rows. Runs the real `audit verify` command for the exit codes.
+//! append-only triggers, or on SQLite someone who can write the file and
+//! drops them), a deleted row, swapped rows, and deleted newest rows. Runs
+//! the real `audit verify` command for the exit codes.
 
 use std::process::Command;
 
 use account_link_service::audit::{self, Break};
-use account_link_service::store::DEFAULT_CHAIN;
+use account_link_service::store::{AnyStore, DEFAULT_CHAIN, Store};
 
 use crate::helpers::{SOURCE, TARGET, TestApp, spawn_app};
 
@@ -24,24 +25,61 @@ async fn app_with_events(n: usize) -> TestApp {
     app
 }
 
-/// Runs SQL with the append-only triggers disabled, as a superuser could.
+/// Runs SQL with the append-only triggers out of the way: as a PostgreSQL
+/// superuser could (`session_replication_role`), or, on SQLite, as anyone
+/// who can write the file (drop the triggers, tamper, put them back, in
+/// one transaction).
 async fn as_superuser(app: &TestApp, statements: &[&str]) {
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("set local session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    for sql in statements {
-        sqlx::query(sqlx::AssertSqlSafe(*sql))
-            .execute(&mut *tx)
+    match &app.store {
+        AnyStore::Postgres(pg) => {
+            let mut tx = pg.pool().begin().await.unwrap();
+            sqlx::query("set local session_replication_role = replica")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            for sql in statements {
+                sqlx::query(sqlx::AssertSqlSafe(*sql))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        AnyStore::Sqlite(lite) => {
+            let mut tx = lite.writer().begin().await.unwrap();
+            let triggers: Vec<(String, String)> = sqlx::query_as(
+                "select name, sql from sqlite_master \
+                 where type = 'trigger' and tbl_name = 'audit_event'",
+            )
+            .fetch_all(&mut *tx)
             .await
             .unwrap();
+            assert_eq!(triggers.len(), 2, "{triggers:?}");
+            for (name, _) in &triggers {
+                sqlx::query(sqlx::AssertSqlSafe(format!("drop trigger {name}")))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            for sql in statements {
+                sqlx::query(sqlx::AssertSqlSafe(*sql))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            for (_, sql) in triggers {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
     }
-    tx.commit().await.unwrap();
 }
 
 async fn verdict(app: &TestApp) -> Result<audit::VerifyReport, Break> {
-    audit::verify(&app.pool, DEFAULT_CHAIN, None, None)
+    audit::verify(&app.store, DEFAULT_CHAIN, None, None)
         .await
         .unwrap()
 }
@@ -64,16 +102,13 @@ async fn an_honest_trail_verifies_and_the_hashes_link_up() {
     let app = app_with_events(6).await;
     let report = verdict(&app).await.expect("intact");
     assert_eq!((report.count, report.first_seq, report.last_seq), (6, 1, 6));
-    let head: Vec<u8> = sqlx::query_scalar("select last_hash from audit_chain")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let head = app.store.chain_head(DEFAULT_CHAIN).await.unwrap().row_hash;
     assert_eq!(report.head.as_slice(), head);
     let (ok, out) = cli_verify(&app);
     assert!(ok, "{out}");
     assert_eq!(out, format!("ok: 6 events, head {}", hex::encode(head)));
     // A sub-range verifies too.
-    let part = audit::verify(&app.pool, DEFAULT_CHAIN, Some(3), Some(4))
+    let part = audit::verify(&app.store, DEFAULT_CHAIN, Some(3), Some(4))
         .await
         .unwrap()
         .unwrap();
@@ -187,23 +222,23 @@ fn key_pair() -> (
 async fn a_checkpoint_proves_the_prefix_even_when_the_newest_rows_and_head_are_rolled_back() {
     let app = app_with_events(6).await;
     let (signing, verifying, _) = key_pair();
-    let cp = audit::create_checkpoint(&app.pool, DEFAULT_CHAIN, &signing, None)
+    let cp = audit::create_checkpoint(&app.store, DEFAULT_CHAIN, &signing, None)
         .await
         .unwrap()
         .expect("an intact chain is signed");
     assert_eq!((cp.from_seq, cp.to_seq), (1, 6));
-    audit::verify_checkpoint(&app.pool, &cp, &verifying)
+    audit::verify_checkpoint(&app.store, &cp, &verifying)
         .await
         .unwrap()
         .expect("holds");
 
     // More events later: the prefix still holds; a chained checkpoint covers them.
     app.list(SOURCE, &[], 0, "").await.unwrap();
-    audit::verify_checkpoint(&app.pool, &cp, &verifying)
+    audit::verify_checkpoint(&app.store, &cp, &verifying)
         .await
         .unwrap()
         .expect("still holds");
-    let next = audit::create_checkpoint(&app.pool, DEFAULT_CHAIN, &signing, Some(&cp))
+    let next = audit::create_checkpoint(&app.store, DEFAULT_CHAIN, &signing, Some(&cp))
         .await
         .unwrap()
         .unwrap();
@@ -229,7 +264,7 @@ async fn a_checkpoint_proves_the_prefix_even_when_the_newest_rows_and_head_are_r
         "the rollback hides from a plain verify"
     );
     assert_eq!(
-        audit::verify_checkpoint(&app.pool, &cp, &verifying)
+        audit::verify_checkpoint(&app.store, &cp, &verifying)
             .await
             .unwrap(),
         Err(Break::MissingNewest { from: 5, head: 6 })
@@ -239,7 +274,7 @@ async fn a_checkpoint_proves_the_prefix_even_when_the_newest_rows_and_head_are_r
     let mut forged = cp.clone();
     forged.to_seq = 4;
     assert!(
-        audit::verify_checkpoint(&app.pool, &forged, &verifying)
+        audit::verify_checkpoint(&app.store, &forged, &verifying)
             .await
             .is_err()
     );
@@ -316,13 +351,13 @@ async fn retention_deletes_only_a_checkpointed_prefix_and_verify_still_passes() 
     let future = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     // No checkpoint yet: nothing may be deleted.
     assert_eq!(
-        audit::retain(&app.pool, DEFAULT_CHAIN, &verifying, future)
+        audit::retain(&app.store, DEFAULT_CHAIN, &verifying, future)
             .await
             .unwrap(),
         Ok(None)
     );
 
-    let cp = audit::create_checkpoint(&app.pool, DEFAULT_CHAIN, &signing, None)
+    let cp = audit::create_checkpoint(&app.store, DEFAULT_CHAIN, &signing, None)
         .await
         .unwrap()
         .unwrap();
@@ -330,13 +365,13 @@ async fn retention_deletes_only_a_checkpointed_prefix_and_verify_still_passes() 
     // A cut-off before every event deletes nothing.
     let past = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     assert_eq!(
-        audit::retain(&app.pool, DEFAULT_CHAIN, &verifying, past)
+        audit::retain(&app.store, DEFAULT_CHAIN, &verifying, past)
             .await
             .unwrap(),
         Ok(None)
     );
 
-    let outcome = audit::retain(&app.pool, DEFAULT_CHAIN, &verifying, future)
+    let outcome = audit::retain(&app.store, DEFAULT_CHAIN, &verifying, future)
         .await
         .unwrap()
         .unwrap()
@@ -355,8 +390,7 @@ async fn retention_deletes_only_a_checkpointed_prefix_and_verify_still_passes() 
     let report = verdict(&app).await.expect("verify passes after retention");
     assert_eq!((report.first_seq, report.count), (7, 2));
     // Deleting outside the retention function is still refused.
-    let err = sqlx::query("delete from audit_event where seq = 7")
-        .execute(&app.pool)
+    let err = crate::helpers::execute(&app.store, "delete from audit_event where seq = 7")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
@@ -366,20 +400,42 @@ async fn retention_deletes_only_a_checkpointed_prefix_and_verify_still_passes() 
 #[tokio::test]
 async fn export_streams_cloudtrail_records_for_a_time_range() {
     let app = app_with_events(2).await;
-    // 100 000 more rows, written straight in SQL (hashes are not checked by export).
-    sqlx::query(
-        "insert into audit_event (event_id, chain_id, seq, event_time, method, read_only, principal, \
-           request_id, account_id, request_parameters, grpc_code, upstream_attempts, \
-           idempotency_outcome, duration_us, prev_hash, row_hash) \
-         select gen_random_uuid(), 'default', 2 + g, now() - interval '1 hour' + g * interval '1 ms', \
-           'GetAccountLink', true, 'bulk', 'req-' || g, '111111111111', \
-           jsonb_build_object('link_id', 'link-' || lpad(g::text, 8, '0')), 'OK', 1, 'none', 10, \
-           decode(repeat('00', 32), 'hex'), decode(repeat('11', 32), 'hex') \
-         from generate_series(1, 100000) g",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    // 100 000 more rows, written straight in SQL (hashes are not checked by
+    // export).
+    let inserted = match &app.store {
+        AnyStore::Postgres(pg) => sqlx::query(
+            "insert into audit_event (event_id, chain_id, seq, event_time, method, read_only, \
+               principal, request_id, account_id, request_parameters, grpc_code, \
+               upstream_attempts, idempotency_outcome, duration_us, prev_hash, row_hash) \
+             select gen_random_uuid(), 'default', 2 + g, \
+               now() - interval '1 hour' + g * interval '1 ms', \
+               'GetAccountLink', true, 'bulk', 'req-' || g, '111111111111', \
+               jsonb_build_object('link_id', 'link-' || lpad(g::text, 8, '0')), 'OK', 1, 'none', \
+               10, decode(repeat('00', 32), 'hex'), decode(repeat('11', 32), 'hex') \
+             from generate_series(1, 100000) g",
+        )
+        .execute(pg.pool())
+        .await
+        .unwrap()
+        .rows_affected(),
+        AnyStore::Sqlite(lite) => sqlx::query(
+            "with recursive g(n) as (select 1 union all select n + 1 from g where n < 100000) \
+             insert into audit_event (event_id, chain_id, seq, event_time, method, read_only, \
+               principal, request_id, account_id, request_parameters, grpc_code, \
+               upstream_attempts, idempotency_outcome, duration_us, prev_hash, row_hash) \
+             select randomblob(16), 'default', 2 + n, \
+               cast(unixepoch('subsec') * 1000000 as integer) - 3600000000 + n * 1000, \
+               'GetAccountLink', 1, 'bulk', 'req-' || n, '111111111111', \
+               json_object('link_id', 'link-' || printf('%08d', n)), 'OK', 1, 'none', 10, \
+               zeroblob(32), unhex(replace(hex(zeroblob(32)), '0', '1')) \
+             from g",
+        )
+        .execute(lite.writer())
+        .await
+        .unwrap()
+        .rows_affected(),
+    };
+    assert_eq!(inserted, 100_000);
     let since = "2000-01-01T00:00:00Z";
     let until = "2100-01-01T00:00:00Z";
     let out = Command::new(env!("CARGO_BIN_EXE_account-link-service"))

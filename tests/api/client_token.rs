@@ -194,11 +194,12 @@ async fn a_transient_failure_leaves_the_record_retryable_and_the_retry_reaches_a
             matches!(err.code(), Code::ResourceExhausted | Code::Unavailable),
             "{fault:?}: {err:?}"
         );
-        let state: String = sqlx::query_scalar("select state from client_token_record where client_token_sha256 = encode(sha256($1::bytea), 'hex')")
-            .bind(token.as_bytes())
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let state = crate::helpers::fetch_text(
+            &app.store,
+            "select state from client_token_record where client_token_sha256 = $1",
+            Some(&crate::helpers::sha256_hex(&token)),
+        )
+        .await;
         assert_eq!(state, "retryable", "{fault:?}");
 
         let retried = app
@@ -289,10 +290,8 @@ async fn a_caller_that_goes_away_mid_call_still_leaves_a_record_and_an_audit_eve
     assert_eq!(events.len(), 1, "the abandoned rpc is audited");
     assert_eq!(events[0].grpc_code, "OK");
     assert_eq!(events[0].idempotency_outcome, "new");
-    let state: String = sqlx::query_scalar("select state from client_token_record")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let state =
+        crate::helpers::fetch_text(&app.store, "select state from client_token_record", None).await;
     assert_eq!(
         state, "completed",
         "a retry with the token will replay, not re-apply"

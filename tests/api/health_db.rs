@@ -58,10 +58,10 @@ async fn health_follows_the_database_and_calls_fail_unavailable_while_it_is_gone
     let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let proxy_addr = proxy.addr;
     let app = spawn_app_with(|args| {
-        args.database_url = format!(
+        args.database.database_url = Some(format!(
             "postgres://postgres@{proxy_addr}/test_{}",
             uuid::Uuid::new_v4().simple()
-        );
+        ));
         args.health_probe_interval_ms = 100;
     })
     .await;

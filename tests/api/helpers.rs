@@ -1,5 +1,7 @@
 //! `spawn_app`: the real server on 127.0.0.1:0 with its own database and
 //! its own emulator, and a generated tonic client over a socket (zero2prod).
+//! The database is of the test binary's backend ([`crate::BACKEND`]): a
+//! fresh PostgreSQL database, or a fresh SQLite file.
 
 use std::net::SocketAddr;
 
@@ -8,7 +10,7 @@ use account_link_service::emulator::{CallRecord, Emulator, Fault, FaultKind, Run
 use account_link_service::proto::pb;
 use account_link_service::proto::pb::account_link_service_client::AccountLinkServiceClient;
 use account_link_service::startup::{Application, StartupError};
-use sqlx::PgPool;
+use account_link_service::store::{AnyStore, DEFAULT_CHAIN, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -19,10 +21,115 @@ pub(crate) const SOURCE: &str = "111111111111";
 pub(crate) const TARGET: &str = "222222222222";
 pub(crate) const OTHER: &str = "333333333333";
 
+/// The store backend an end-to-end binary runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code, reason = "each test binary constructs one variant")]
+pub(crate) enum Backend {
+    /// A fresh database on the server of `TEST_DATABASE_URL`.
+    Postgres,
+    /// A fresh file under the system temp dir.
+    Sqlite,
+}
+
 /// The server of `TEST_DATABASE_URL` (default: the local PostgreSQL).
 pub(crate) fn database_server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// The URL of a database no other test uses, on this binary's backend
+/// (created on first connect).
+pub(crate) fn fresh_database_url() -> String {
+    let name = uuid::Uuid::new_v4().simple();
+    match crate::BACKEND {
+        Backend::Postgres => format!("{}/test_{name}", database_server_url()),
+        Backend::Sqlite => format!(
+            "sqlite://{}",
+            std::env::temp_dir()
+                .join(format!("als-test-{name}"))
+                .join("account-link.db")
+                .display()
+        ),
+    }
+}
+
+/// Every row of `table` as one text line per row (PostgreSQL's row-to-text
+/// cast; on SQLite each column `quote()`d), to search stored data for
+/// secrets.
+pub(crate) async fn rows_as_text(store: &AnyStore, table: &str) -> Vec<String> {
+    match store {
+        AnyStore::Postgres(pg) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select t::text from {table} t"
+        )))
+        .fetch_all(pg.pool())
+        .await
+        .expect("rows as text"),
+        AnyStore::Sqlite(lite) => {
+            let columns: Vec<String> = sqlx::query_scalar("select name from pragma_table_info($1)")
+                .bind(table)
+                .fetch_all(lite.reader())
+                .await
+                .expect("columns");
+            let row = columns
+                .iter()
+                .map(|c| format!("quote({c})"))
+                .collect::<Vec<_>>()
+                .join(" || ',' || ");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select {row} from {table}")))
+                .fetch_all(lite.reader())
+                .await
+                .expect("rows as text")
+        }
+    }
+}
+
+/// Runs one statement of raw SQL (the same text on both backends), as the
+/// service's own database user; returns the rows changed.
+pub(crate) async fn execute(store: &AnyStore, sql: &str) -> Result<u64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match store {
+        AnyStore::Postgres(pg) => Ok(sqlx::query(sql).execute(pg.pool()).await?.rows_affected()),
+        AnyStore::Sqlite(lite) => Ok(sqlx::query(sql)
+            .execute(lite.writer())
+            .await?
+            .rows_affected()),
+    }
+}
+
+/// One text column of one row (`$1` bound to `bind`, if given), the same
+/// SQL text on both backends.
+pub(crate) async fn fetch_text(store: &AnyStore, sql: &str, bind: Option<&str>) -> String {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match store {
+        AnyStore::Postgres(pg) => {
+            let q = sqlx::query_scalar(sql);
+            let q = if let Some(b) = bind {
+                q.bind(b.to_owned())
+            } else {
+                q
+            };
+            q.fetch_one(pg.pool()).await.expect("one text value")
+        }
+        AnyStore::Sqlite(lite) => {
+            let q = sqlx::query_scalar(sql);
+            let q = if let Some(b) = bind {
+                q.bind(b.to_owned())
+            } else {
+                q
+            };
+            q.fetch_one(lite.reader()).await.expect("one text value")
+        }
+    }
+}
+
+/// The `count(*)` of a table, on either backend.
+pub(crate) async fn count(store: &AnyStore, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("select count(*) from {table}"));
+    match store {
+        AnyStore::Postgres(pg) => sqlx::query_scalar(sql).fetch_one(pg.pool()).await,
+        AnyStore::Sqlite(lite) => sqlx::query_scalar(sql).fetch_one(lite.reader()).await,
+    }
+    .expect("count")
 }
 
 pub(crate) struct TestApp {
@@ -31,7 +138,8 @@ pub(crate) struct TestApp {
     pub(crate) metrics_addr: SocketAddr,
     pub(crate) client: AccountLinkServiceClient<Channel>,
     pub(crate) emulator: RunningEmulator,
-    pub(crate) pool: PgPool,
+    /// The test's view of the service's store (same database).
+    pub(crate) store: AnyStore,
     /// The URL of this test's database.
     pub(crate) database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -39,7 +147,7 @@ pub(crate) struct TestApp {
 }
 
 /// One row of `audit_event`, as tests read it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 #[allow(dead_code)]
 pub(crate) struct AuditRow {
     pub(crate) event_id: uuid::Uuid,
@@ -62,6 +170,8 @@ pub(crate) struct AuditRow {
     pub(crate) idempotency_outcome: String,
     pub(crate) client_token_sha256: Option<String>,
     pub(crate) duration_us: i64,
+    pub(crate) prev_hash: Vec<u8>,
+    pub(crate) row_hash: Vec<u8>,
 }
 
 pub(crate) async fn spawn_app() -> TestApp {
@@ -82,8 +192,7 @@ pub(crate) async fn spawn_app_tls(configure: impl FnOnce(&mut ServeArgs)) -> Tes
 
 async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     let emulator = Emulator::new().spawn().await.expect("emulator starts");
-    let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("{}/{db_name}", database_server_url());
+    let url = fresh_database_url();
     let mut args = ServeArgs::with_database_url(&url);
     args.listen = "127.0.0.1:0".parse().unwrap();
     args.dev = true;
@@ -97,7 +206,7 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     args.upstream_burst = 10_000;
     args.metrics_listen = "127.0.0.1:0".parse().unwrap();
     configure(&mut args);
-    let url = args.database_url.clone();
+    let url = args.database.url();
     let app = Application::build(args).await.expect("app builds");
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
@@ -117,14 +226,16 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
             .await
             .expect("client connects")
     };
-    let pool = PgPool::connect(&url).await.expect("test pool connects");
+    let store = AnyStore::connect(&url, 4)
+        .await
+        .expect("test store connects");
     TestApp {
         database_url: url.clone(),
         addr,
         metrics_addr,
         client,
         emulator,
-        pool,
+        store,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -155,11 +266,9 @@ impl TestApp {
             .expect("server task")
     }
 
+    /// Every audit event, in `seq` order.
     pub(crate) async fn audit_events(&self) -> Vec<AuditRow> {
-        sqlx::query_as("select * from audit_event order by seq")
-            .fetch_all(&self.pool)
-            .await
-            .expect("audit query")
+        audit_events_of(&self.store).await
     }
 
     pub(crate) async fn create(
@@ -297,6 +406,45 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// Every audit event of `store`, in `seq` order.
+pub(crate) async fn audit_events_of(store: &AnyStore) -> Vec<AuditRow> {
+    use tokio_stream::StreamExt;
+    let rows: Vec<_> = store
+        .audit_rows_between(DEFAULT_CHAIN, 1, i64::MAX)
+        .collect()
+        .await;
+    rows.into_iter()
+        .map(|row| {
+            let row = row.expect("audit row");
+            let e = row.event;
+            AuditRow {
+                event_id: e.event_id,
+                seq: row.seq,
+                event_time: e.event_time,
+                method: e.method,
+                read_only: e.read_only,
+                principal: e.principal,
+                source_ip: e.source_ip,
+                user_agent: e.user_agent,
+                request_id: e.request_id,
+                account_id: e.account_id,
+                request_parameters: e.request_parameters,
+                response_elements: e.response_elements,
+                grpc_code: e.grpc_code,
+                error_reason: e.error_reason,
+                error_message: e.error_message,
+                upstream_request_id: e.upstream_request_id,
+                upstream_attempts: i32::try_from(e.upstream_attempts).unwrap(),
+                idempotency_outcome: e.idempotency_outcome.as_str().to_owned(),
+                client_token_sha256: e.client_token_sha256,
+                duration_us: i64::try_from(e.duration_us).unwrap(),
+                prev_hash: row.prev_hash,
+                row_hash: row.row_hash,
+            }
+        })
+        .collect()
 }
 
 /// The rich details of `status`, asserting its code first.

@@ -244,10 +244,8 @@ async fn the_deadline_bounds_the_aws_call_and_leaves_the_token_retryable() {
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert_eq!(reason(&err), "DEADLINE_EXCEEDED");
-    let state: String = sqlx::query_scalar("select state from client_token_record")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let state =
+        crate::helpers::fetch_text(&app.store, "select state from client_token_record", None).await;
     assert_eq!(state, "retryable");
     let events = app.audit_events().await;
     assert_eq!(events.len(), 1);

@@ -8,7 +8,9 @@ use account_link_service::emulator::{Emulator, Fault, FaultKind};
 use account_link_service::proto::pb;
 use account_link_service::proto::pb::account_link_service_client::AccountLinkServiceClient;
 
-use crate::helpers::database_server_url;
+use account_link_service::store::AnyStore;
+
+use crate::helpers::{fresh_database_url, rows_as_text};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -44,11 +46,7 @@ async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
     emulator
         .emulator()
         .inject_fault(Fault::new(FaultKind::Latency { millis: 700 }, 8));
-    let url = format!(
-        "{}/test_{}",
-        database_server_url(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let url = fresh_database_url();
     let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
         .args([
@@ -116,12 +114,13 @@ async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
         }
     }
     assert_eq!(answered.len(), 8, "in-flight rpcs finish during the drain");
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let audited: Vec<String> =
-        sqlx::query_scalar("select request_id from audit_event order by request_id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let store = AnyStore::connect(&url, 2).await.unwrap();
+    let mut audited: Vec<String> = crate::helpers::audit_events_of(&store)
+        .await
+        .into_iter()
+        .map(|e| e.request_id)
+        .collect();
+    audited.sort();
     assert_eq!(audited, answered, "every answered rpc has its audit event");
 }
 
@@ -142,11 +141,7 @@ async fn no_secret_reaches_the_logs_or_the_audit_trail() {
         )
         .as_bytes(),
     );
-    let url = format!(
-        "{}/test_{}",
-        database_server_url(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let url = fresh_database_url();
     let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
         .args([
@@ -209,16 +204,10 @@ async fn no_secret_reaches_the_logs_or_the_audit_trail() {
     let logs = logs.await.unwrap();
     let logs = String::from_utf8_lossy(&logs);
     assert!(logs.contains("rpc answered"), "debug logs were captured");
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let audit: Vec<String> = sqlx::query_scalar("select t::text from audit_event t")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let store = AnyStore::connect(&url, 2).await.unwrap();
+    let audit = rows_as_text(&store, "audit_event").await;
     assert_eq!(audit.len(), 2);
-    let records: Vec<String> = sqlx::query_scalar("select t::text from client_token_record t")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let records = rows_as_text(&store, "client_token_record").await;
     for secret in [BEARER, WRONG_BEARER, AWS_SECRET, CLIENT_TOKEN] {
         assert!(!logs.contains(secret), "{secret} in the logs");
         assert!(

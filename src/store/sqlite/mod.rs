@@ -1,0 +1,355 @@
+//! [`SqliteStore`]: the embedded store, one SQLite file (the default when no
+//! database is configured). Schema: `migrations/sqlite`.
+//!
+//! Connection settings, and why:
+//!
+//! - **WAL journal** (`journal_mode=WAL`): readers (ListAuditEvents,
+//!   `audit verify`/`export`) never block the writer, nor it them.
+//! - **`synchronous=FULL`**: in WAL mode SQLite's usual `NORMAL` keeps the
+//!   database consistent but may lose the last committed transactions on
+//!   power loss or an OS crash. Here a commit is a promise made to a
+//!   caller: an audit event of an answered RPC, or a dedup record whose
+//!   loss would let a retried token be applied twice. So every commit
+//!   waits for the WAL to reach the disk (about one fsync per write
+//!   transaction; see docs/benchmarks.md).
+//! - **One writer connection**, and every write transaction is
+//!   `BEGIN IMMEDIATE`: the single connection serializes this process's
+//!   claims and appends (exactly one of 32 concurrent claims of a key
+//!   wins, the chain's `seq` stays gapless), and `IMMEDIATE` takes the
+//!   write lock at `BEGIN`, so a transaction that reads then writes can
+//!   never fail half-way with `SQLITE_BUSY` because another process (the
+//!   `audit` subcommands, `migrate`) wrote in between; it waits instead.
+//! - **busy timeout** of 5 s: how long such a wait may last.
+//! - A separate pool of read-only connections for reads.
+//!
+//! Leases and expiry use the host's clock: one file serves one host.
+//! Several replicas must share PostgreSQL instead.
+
+mod audit;
+mod client_token;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
+    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, observe_audit_write,
+};
+
+/// The embedded migrations of `migrations/sqlite`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for another's write lock (`busy_timeout`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The statement that opens every write transaction.
+const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
+
+/// The SQLite store: one writer connection and a pool of readers on one
+/// file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// Microseconds since the Unix epoch of `t` (how the schema stores times).
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
+}
+
+/// The time of a stored microsecond count.
+pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://PATH` or `sqlite:PATH`; the file and its
+    /// parent directory are created if missing), applies the embedded
+    /// migrations, and opens up to `max_readers` read-only connections
+    /// beside the one writer.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened or created, or a
+    /// migration fails.
+    pub async fn connect(url: &str, max_readers: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.into()))?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // Writers queue here for the one connection; each holds it for
+            // one short transaction.
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_readers.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// The writer pool (one connection), for tests and tools that need raw
+    /// SQL.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// The read-only pool.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// `now`, or the host's clock to the microsecond.
+    fn clock(now: Option<OffsetDateTime>) -> OffsetDateTime {
+        now.unwrap_or_else(crate::audit::now_micros)
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1 from audit_chain limit 1")
+            .execute(&self.reader)
+            .await?;
+        Ok(())
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let size = self.writer.size() + self.reader.size();
+        let idle = self.writer.num_idle() + self.reader.num_idle();
+        PoolStatus {
+            open: size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max: self.writer.options().get_max_connections()
+                + self.reader.options().get_max_connections(),
+        }
+    }
+
+    #[tracing::instrument(name = "db.claim", skip_all)]
+    async fn claim(
+        &self,
+        claim: &NewClaim,
+        now: Option<OffsetDateTime>,
+        upstream_token: &(dyn Fn(i32) -> String + Sync),
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let outcome = client_token::claim(&mut tx, claim, Self::clock(now), upstream_token).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    #[tracing::instrument(name = "db.complete", skip_all)]
+    async fn complete(
+        &self,
+        key: &RecordKey,
+        lease_id: Uuid,
+        outcome: &RecordOutcome,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let started = std::time::Instant::now();
+        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let held =
+            client_token::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
+        audit::insert_audit_event(&mut tx, event).await?;
+        tx.commit().await?;
+        observe_audit_write(started);
+        Ok(held)
+    }
+
+    #[tracing::instrument(name = "db.append_audit_event", skip_all)]
+    async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
+        let started = std::time::Instant::now();
+        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let seq = audit::insert_audit_event(&mut tx, event).await?;
+        tx.commit().await?;
+        observe_audit_write(started);
+        Ok(seq)
+    }
+
+    #[tracing::instrument(name = "db.purge_expired", skip_all)]
+    async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let deleted = client_token::purge_expired(&mut tx, Self::clock(now)).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    #[tracing::instrument(name = "db.list_audit_events", skip_all)]
+    async fn list_audit_events(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        Ok(audit::list_audit_events(&self.reader, query).await?)
+    }
+
+    fn audit_rows_between<'a>(&'a self, chain_id: &'a str, from: i64, to: i64) -> AuditRows<'a> {
+        audit::rows_between(&self.reader, chain_id, from, to)
+    }
+
+    fn audit_rows_in_time_range<'a>(
+        &'a self,
+        chain_id: &'a str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> AuditRows<'a> {
+        audit::rows_in_time_range(&self.reader, chain_id, since, until)
+    }
+
+    async fn chain_head(&self, chain_id: &str) -> Result<ChainPoint, StoreError> {
+        let (seq, row_hash) =
+            sqlx::query_as("select last_seq, last_hash from audit_chain where chain_id = $1")
+                .bind(chain_id)
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(ChainPoint { seq, row_hash })
+    }
+
+    async fn chain_anchor(&self, chain_id: &str) -> Result<Option<ChainPoint>, StoreError> {
+        let anchor: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("select seq, row_hash from audit_anchor where chain_id = $1")
+                .bind(chain_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(anchor.map(|(seq, row_hash)| ChainPoint { seq, row_hash }))
+    }
+
+    async fn row_hash_at(&self, chain_id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
+                .bind(chain_id)
+                .bind(seq)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into audit_checkpoint (chain_id, to_seq, head_hash, signature, body) \
+             values ($1, $2, $3, $4, $5) on conflict (chain_id, to_seq) do nothing",
+        )
+        .bind(&checkpoint.chain_id)
+        .bind(checkpoint.to_seq)
+        .bind(&checkpoint.head_hash)
+        .bind(&checkpoint.signature)
+        .bind(&checkpoint.body)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn newest_checkpoint_before(
+        &self,
+        chain_id: &str,
+        older_than: OffsetDateTime,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select c.body from audit_checkpoint c \
+             join audit_event e on e.chain_id = c.chain_id and e.seq = c.to_seq \
+             where c.chain_id = $1 and e.event_time < $2 \
+             order by c.to_seq desc limit 1",
+        )
+        .bind(chain_id)
+        .bind(micros(older_than))
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    /// The checks of PostgreSQL's `audit_event_retain()`, then the delete
+    /// under a permit row the `audit_event_no_delete` trigger admits; the
+    /// permit is removed before commit.
+    #[tracing::instrument(name = "db.retain_through", skip_all)]
+    async fn retain_through(
+        &self,
+        chain_id: &str,
+        to_seq: i64,
+        record: impl FnOnce(i64) -> AuditEvent + Send,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let checkpoint: Option<(Vec<u8>, serde_json::Value)> = sqlx::query_as(
+            "select head_hash, body from audit_checkpoint where chain_id = $1 and to_seq = $2",
+        )
+        .bind(chain_id)
+        .bind(to_seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((head_hash, body)) = checkpoint else {
+            return Err(StoreError::Corrupt(format!(
+                "no checkpoint at seq {to_seq} of chain {chain_id}"
+            )));
+        };
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
+                .bind(chain_id)
+                .bind(to_seq)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if row.as_deref() != Some(head_hash.as_slice()) {
+            return Err(StoreError::Corrupt(format!(
+                "the row at seq {to_seq} does not match its checkpoint"
+            )));
+        }
+        sqlx::query("insert into audit_retention_permit (chain_id, to_seq) values ($1, $2)")
+            .bind(chain_id)
+            .bind(to_seq)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("delete from audit_event where chain_id = $1 and seq <= $2")
+            .bind(chain_id)
+            .bind(to_seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("delete from audit_retention_permit where chain_id = $1")
+            .bind(chain_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "insert into audit_anchor (chain_id, seq, row_hash, checkpoint) \
+             values ($1, $2, $3, $4) \
+             on conflict (chain_id) do update \
+             set seq = excluded.seq, row_hash = excluded.row_hash, \
+                 checkpoint = excluded.checkpoint, created_at = $5",
+        )
+        .bind(chain_id)
+        .bind(to_seq)
+        .bind(&head_hash)
+        .bind(&body)
+        .bind(micros(crate::audit::now_micros()))
+        .execute(&mut *tx)
+        .await?;
+        let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
+        audit::insert_audit_event(&mut tx, &record(deleted)).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}

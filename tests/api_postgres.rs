@@ -1,0 +1,40 @@
+//! End-to-end tests on PostgreSQL: the real server over a socket, the real
+//! SDK over HTTP to the emulator, a real PostgreSQL (one database per test).
+//! The same test sources run on SQLite in `api_sqlite.rs`; `health_db`
+//! (the database going away behind a TCP proxy) is PostgreSQL's alone.
+
+/// The store backend every test of this binary runs on.
+const BACKEND: helpers::Backend = helpers::Backend::Postgres;
+
+#[path = "api/assume_role.rs"]
+mod assume_role;
+#[path = "api/audit.rs"]
+mod audit;
+#[path = "api/audit_chain.rs"]
+mod audit_chain;
+#[path = "api/audit_events.rs"]
+mod audit_events;
+#[path = "api/boto3.rs"]
+mod boto3;
+#[path = "api/client_token.rs"]
+mod client_token;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/health_db.rs"]
+mod health_db;
+#[path = "api/helpers.rs"]
+mod helpers;
+#[path = "api/hostile.rs"]
+mod hostile;
+#[path = "api/lifecycle.rs"]
+mod lifecycle;
+#[path = "api/limits.rs"]
+mod limits;
+#[path = "api/process.rs"]
+mod process;
+#[path = "api/security.rs"]
+mod security;
+#[path = "api/service.rs"]
+mod service;
+#[path = "api/validation.rs"]
+mod validation;
