@@ -11,7 +11,7 @@
 #   runtime  debian slim, ca-certificates, a non-root user, the binary
 #
 # The build needs nothing beyond crates.io: build.rs compiles proto/ with
-# protox (no protoc) and sqlx::migrate! embeds migrations/ at compile time.
+# protox (no protoc) and sqlx::migrate! embeds migrations/{postgres,sqlite} at compile time.
 # .dockerignore lists what the context holds.
 
 FROM rust:1.95.0-slim-bookworm AS chef
@@ -45,9 +45,12 @@ COPY --from=builder /app/target/release/account-link-service /usr/local/bin/acco
 USER 10001:10001
 WORKDIR /home/app
 # Inside a container the service must listen on every interface; the
-# HEALTHCHECK below assumes the gRPC port stays 50051 (plaintext).
+# HEALTHCHECK below assumes the gRPC port stays 50051 (plaintext). Without
+# DATABASE_URL the service keeps its SQLite store in ACCOUNT_LINK_DATA_DIR:
+# mount a volume there, or set DATABASE_URL to PostgreSQL (as compose does).
 ENV ACCOUNT_LINK_LISTEN=0.0.0.0:50051 \
     ACCOUNT_LINK_METRICS_LISTEN=0.0.0.0:9184 \
+    ACCOUNT_LINK_DATA_DIR=/home/app/data \
     LOG_FORMAT=json
 # 50051: gRPC (health, reflection, the API); 9184: Prometheus /metrics.
 EXPOSE 50051 9184

@@ -137,7 +137,7 @@ impl Application {
             ),
             None => tracing::info!(
                 store = store.backend(),
-                path = %args.database.url(),
+                url = %args.database.url(),
                 "no --database-url: using the embedded SQLite store (one process; use PostgreSQL for replicas)"
             ),
         }
