@@ -108,9 +108,3 @@ pub struct StoredAuditEvent {
     /// The event.
     pub event: AuditEvent,
 }
-
-/// Every column of `audit_event`, in one SELECT list.
-pub(crate) const AUDIT_COLUMNS: &str = "event_id, chain_id, seq, event_time, method, read_only, \
-    principal, source_ip, user_agent, request_id, account_id, request_parameters, \
-    response_elements, grpc_code, error_reason, error_message, upstream_request_id, \
-    upstream_attempts, idempotency_outcome, client_token_sha256, duration_us, prev_hash, row_hash";

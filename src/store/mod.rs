@@ -16,7 +16,9 @@
 //! No transaction is ever held across an upstream call: phase 1
 //! ([`Store::claim`]) and phase 3 ([`Store::complete`]) are separate
 //! transactions (Brandur's atomic phases). The decisions of phase 1 are
-//! one pure function shared by both backends ([`client_token`]).
+//! one pure function shared by both backends ([`client_token`]), and the
+//! SQL itself is written once ([`sql`]), with the few backend-specific
+//! fragments passed in.
 //!
 //! [`AnyStore`] is the store the service runs on: whichever backend the
 //! `--database-url` names.
@@ -25,6 +27,7 @@ mod audit;
 mod audit_query;
 mod client_token;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::future::Future;

@@ -20,8 +20,8 @@
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
-use super::audit::AuditRow;
-use crate::store::audit::{AUDIT_COLUMNS, DEFAULT_CHAIN};
+use crate::store::audit::DEFAULT_CHAIN;
+use crate::store::sql::{AUDIT_COLUMNS, AuditRow, push_attribute_filters};
 use crate::store::{AuditQuery, StoredAuditEvent};
 
 /// The `audit_event_hour.hour` of a time: whole hours since the Unix epoch,
@@ -90,30 +90,13 @@ fn select(
     if let Some(t) = query.end_time {
         sql.push(" and (event_time + interval '0') < ").push_bind(t);
     }
-    if let Some(m) = &query.method {
-        sql.push(" and method = ").push_bind(m.clone());
-    }
-    if let Some(p) = &query.principal {
-        sql.push(" and principal = ").push_bind(p.clone());
-    }
-    if let Some(a) = &query.account_id {
-        sql.push(" and account_id = ").push_bind(a.clone());
-    }
-    if let Some(l) = &query.link_id {
-        // The two expressions of the link-id indexes, verbatim.
-        sql.push(" and ((request_parameters ->> 'link_id') = ")
-            .push_bind(l.clone())
-            .push(" or (response_elements -> 'AccountLink' ->> 'AccountLinkId') = ")
-            .push_bind(l.clone())
-            .push(")");
-    }
-    if let Some(c) = &query.grpc_code {
-        sql.push(" and grpc_code = ").push_bind(c.clone());
-    }
-    if let Some(o) = query.idempotency_outcome {
-        sql.push(" and idempotency_outcome = ")
-            .push_bind(o.as_str());
-    }
+    // The link-id expressions are those of the link-id indexes, verbatim.
+    push_attribute_filters!(
+        &mut sql,
+        query,
+        link_request = "(request_parameters ->> 'link_id')",
+        link_response = "(response_elements -> 'AccountLink' ->> 'AccountLinkId')"
+    );
     sql.push(" order by seq desc limit ")
         .push_bind(query.limit.max(0));
     sql

@@ -1,9 +1,18 @@
 //! [`PgStore`]: the PostgreSQL store (the production store; several
 //! replicas share one database). Schema: `migrations/postgres`.
 
-mod audit;
 mod audit_query;
-mod client_token;
+
+/// The shared SQL of [`crate::store::sql`], for PostgreSQL: concurrent
+/// claims of one key wait on the row lock (`for update`).
+mod queries {
+    crate::store::sql::client_token_queries!(
+        conn = sqlx::PgConnection,
+        lock = " for update",
+        greatest = "greatest"
+    );
+    crate::store::sql::audit_queries!(conn = sqlx::PgConnection, pool = sqlx::PgPool);
+}
 
 use std::time::Duration;
 
@@ -76,6 +85,19 @@ impl PgStore {
     }
 }
 
+/// The time decisions are made at: `now` when given (tests), else the
+/// database's clock, shared by every replica (so a replica whose clock runs
+/// ahead cannot take over a live lease).
+async fn clock(
+    conn: &mut sqlx::PgConnection,
+    now: Option<OffsetDateTime>,
+) -> Result<OffsetDateTime, sqlx::Error> {
+    match now {
+        Some(t) => Ok(t),
+        None => sqlx::query_scalar("select now()").fetch_one(conn).await,
+    }
+}
+
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -105,8 +127,8 @@ impl Store for PgStore {
         upstream_token: &(dyn Fn(i32) -> String + Sync),
     ) -> Result<ClaimOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = client_token::clock(&mut tx, now).await?;
-        let outcome = client_token::claim(&mut tx, claim, now, upstream_token).await?;
+        let now = clock(&mut tx, now).await?;
+        let outcome = queries::claim(&mut tx, claim, now, upstream_token).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -121,9 +143,8 @@ impl Store for PgStore {
     ) -> Result<bool, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
-        let held =
-            client_token::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
-        audit::insert_audit_event(&mut tx, event).await?;
+        let held = queries::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
+        queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         observe_audit_write(started);
         Ok(held)
@@ -133,7 +154,7 @@ impl Store for PgStore {
     async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
-        let seq = audit::insert_audit_event(&mut tx, event).await?;
+        let seq = queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         observe_audit_write(started);
         Ok(seq)
@@ -142,8 +163,8 @@ impl Store for PgStore {
     #[tracing::instrument(name = "db.purge_expired", skip_all)]
     async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let now = client_token::clock(&mut conn, now).await?;
-        Ok(client_token::purge_expired(&mut conn, now).await?)
+        let now = clock(&mut conn, now).await?;
+        Ok(queries::purge_expired(&mut conn, now).await?)
     }
 
     #[tracing::instrument(name = "db.list_audit_events", skip_all)]
@@ -156,7 +177,7 @@ impl Store for PgStore {
     }
 
     fn audit_rows_between<'a>(&'a self, chain_id: &'a str, from: i64, to: i64) -> AuditRows<'a> {
-        audit::rows_between(&self.pool, chain_id, from, to)
+        queries::rows_between(&self.pool, chain_id, from, to)
     }
 
     fn audit_rows_in_time_range<'a>(
@@ -165,50 +186,23 @@ impl Store for PgStore {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> AuditRows<'a> {
-        audit::rows_in_time_range(&self.pool, chain_id, since, until)
+        queries::rows_in_time_range(&self.pool, chain_id, since, until)
     }
 
     async fn chain_head(&self, chain_id: &str) -> Result<ChainPoint, StoreError> {
-        let (seq, row_hash) =
-            sqlx::query_as("select last_seq, last_hash from audit_chain where chain_id = $1")
-                .bind(chain_id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(ChainPoint { seq, row_hash })
+        Ok(queries::chain_head(&self.pool, chain_id).await?)
     }
 
     async fn chain_anchor(&self, chain_id: &str) -> Result<Option<ChainPoint>, StoreError> {
-        let anchor: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("select seq, row_hash from audit_anchor where chain_id = $1")
-                .bind(chain_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(anchor.map(|(seq, row_hash)| ChainPoint { seq, row_hash }))
+        Ok(queries::chain_anchor(&self.pool, chain_id).await?)
     }
 
     async fn row_hash_at(&self, chain_id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
-                .bind(chain_id)
-                .bind(seq)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(queries::row_hash_at(&self.pool, chain_id, seq).await?)
     }
 
     async fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "insert into audit_checkpoint (chain_id, to_seq, head_hash, signature, body) \
-             values ($1, $2, $3, $4, $5) on conflict (chain_id, to_seq) do nothing",
-        )
-        .bind(&checkpoint.chain_id)
-        .bind(checkpoint.to_seq)
-        .bind(&checkpoint.head_hash)
-        .bind(&checkpoint.signature)
-        .bind(&checkpoint.body)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Ok(queries::insert_checkpoint(&self.pool, checkpoint).await?)
     }
 
     async fn newest_checkpoint_before(
@@ -216,16 +210,7 @@ impl Store for PgStore {
         chain_id: &str,
         older_than: OffsetDateTime,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "select c.body from audit_checkpoint c \
-             join audit_event e on e.chain_id = c.chain_id and e.seq = c.to_seq \
-             where c.chain_id = $1 and e.event_time < $2 \
-             order by c.to_seq desc limit 1",
-        )
-        .bind(chain_id)
-        .bind(older_than)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(queries::newest_checkpoint_before(&self.pool, chain_id, older_than).await?)
     }
 
     /// Deletes through `audit_event_retain()` (migration 3), the only
@@ -244,7 +229,7 @@ impl Store for PgStore {
             .bind(to_seq)
             .fetch_one(&mut *tx)
             .await?;
-        audit::insert_audit_event(&mut tx, &record(deleted)).await?;
+        queries::insert_audit_event(&mut tx, &record(deleted)).await?;
         tx.commit().await?;
         Ok(deleted)
     }

@@ -25,8 +25,19 @@
 //! Leases and expiry use the host's clock: one file serves one host.
 //! Several replicas must share PostgreSQL instead.
 
-mod audit;
-mod client_token;
+mod audit_query;
+
+/// The shared SQL of [`crate::store::sql`], for SQLite: every write runs in
+/// a `BEGIN IMMEDIATE` transaction on the one writer connection, which
+/// already holds the write lock when the record is read (no `for update`).
+mod queries {
+    crate::store::sql::client_token_queries!(
+        conn = sqlx::SqliteConnection,
+        lock = "",
+        greatest = "max"
+    );
+    crate::store::sql::audit_queries!(conn = sqlx::SqliteConnection, pool = sqlx::SqlitePool);
+}
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -38,6 +49,7 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::sql::DbTime;
 use super::{
     AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
     RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, observe_audit_write,
@@ -58,17 +70,6 @@ const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-}
-
-/// Microseconds since the Unix epoch of `t` (how the schema stores times).
-pub(crate) fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
-}
-
-/// The time of a stored microsecond count.
-pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 impl SqliteStore {
@@ -157,7 +158,7 @@ impl Store for SqliteStore {
         upstream_token: &(dyn Fn(i32) -> String + Sync),
     ) -> Result<ClaimOutcome, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
-        let outcome = client_token::claim(&mut tx, claim, Self::clock(now), upstream_token).await?;
+        let outcome = queries::claim(&mut tx, claim, Self::clock(now), upstream_token).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -172,9 +173,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
-        let held =
-            client_token::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
-        audit::insert_audit_event(&mut tx, event).await?;
+        let held = queries::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
+        queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         observe_audit_write(started);
         Ok(held)
@@ -184,7 +184,7 @@ impl Store for SqliteStore {
     async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
-        let seq = audit::insert_audit_event(&mut tx, event).await?;
+        let seq = queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         observe_audit_write(started);
         Ok(seq)
@@ -193,7 +193,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(name = "db.purge_expired", skip_all)]
     async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
-        let deleted = client_token::purge_expired(&mut tx, Self::clock(now)).await?;
+        let deleted = queries::purge_expired(&mut tx, Self::clock(now)).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -203,11 +203,11 @@ impl Store for SqliteStore {
         &self,
         query: &AuditQuery,
     ) -> Result<Vec<StoredAuditEvent>, StoreError> {
-        Ok(audit::list_audit_events(&self.reader, query).await?)
+        Ok(audit_query::list_audit_events(&self.reader, query).await?)
     }
 
     fn audit_rows_between<'a>(&'a self, chain_id: &'a str, from: i64, to: i64) -> AuditRows<'a> {
-        audit::rows_between(&self.reader, chain_id, from, to)
+        queries::rows_between(&self.reader, chain_id, from, to)
     }
 
     fn audit_rows_in_time_range<'a>(
@@ -216,50 +216,23 @@ impl Store for SqliteStore {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> AuditRows<'a> {
-        audit::rows_in_time_range(&self.reader, chain_id, since, until)
+        queries::rows_in_time_range(&self.reader, chain_id, since, until)
     }
 
     async fn chain_head(&self, chain_id: &str) -> Result<ChainPoint, StoreError> {
-        let (seq, row_hash) =
-            sqlx::query_as("select last_seq, last_hash from audit_chain where chain_id = $1")
-                .bind(chain_id)
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(ChainPoint { seq, row_hash })
+        Ok(queries::chain_head(&self.reader, chain_id).await?)
     }
 
     async fn chain_anchor(&self, chain_id: &str) -> Result<Option<ChainPoint>, StoreError> {
-        let anchor: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("select seq, row_hash from audit_anchor where chain_id = $1")
-                .bind(chain_id)
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(anchor.map(|(seq, row_hash)| ChainPoint { seq, row_hash }))
+        Ok(queries::chain_anchor(&self.reader, chain_id).await?)
     }
 
     async fn row_hash_at(&self, chain_id: &str, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
-                .bind(chain_id)
-                .bind(seq)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
+        Ok(queries::row_hash_at(&self.reader, chain_id, seq).await?)
     }
 
     async fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "insert into audit_checkpoint (chain_id, to_seq, head_hash, signature, body) \
-             values ($1, $2, $3, $4, $5) on conflict (chain_id, to_seq) do nothing",
-        )
-        .bind(&checkpoint.chain_id)
-        .bind(checkpoint.to_seq)
-        .bind(&checkpoint.head_hash)
-        .bind(&checkpoint.signature)
-        .bind(&checkpoint.body)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        Ok(queries::insert_checkpoint(&self.writer, checkpoint).await?)
     }
 
     async fn newest_checkpoint_before(
@@ -267,16 +240,7 @@ impl Store for SqliteStore {
         chain_id: &str,
         older_than: OffsetDateTime,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "select c.body from audit_checkpoint c \
-             join audit_event e on e.chain_id = c.chain_id and e.seq = c.to_seq \
-             where c.chain_id = $1 and e.event_time < $2 \
-             order by c.to_seq desc limit 1",
-        )
-        .bind(chain_id)
-        .bind(micros(older_than))
-        .fetch_optional(&self.reader)
-        .await?)
+        Ok(queries::newest_checkpoint_before(&self.reader, chain_id, older_than).await?)
     }
 
     /// The checks of PostgreSQL's `audit_event_retain()`, then the delete
@@ -339,11 +303,11 @@ impl Store for SqliteStore {
         .bind(to_seq)
         .bind(&head_hash)
         .bind(&body)
-        .bind(micros(crate::audit::now_micros()))
+        .bind(DbTime(crate::audit::now_micros()))
         .execute(&mut *tx)
         .await?;
         let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
-        audit::insert_audit_event(&mut tx, &record(deleted)).await?;
+        queries::insert_audit_event(&mut tx, &record(deleted)).await?;
         tx.commit().await?;
         Ok(deleted)
     }
