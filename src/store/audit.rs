@@ -108,3 +108,85 @@ pub struct StoredAuditEvent {
     /// The event.
     pub event: AuditEvent,
 }
+
+/// Whether `value` holds a NUL character in any string or key.
+fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        _ => false,
+    }
+}
+
+/// `value` with every NUL in its strings and keys replaced by U+FFFD.
+fn json_without_nul(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
+        Value::Array(items) => Value::Array(items.iter().map(json_without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), json_without_nul(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `event` as both stores can hold it exactly, and therefore as it is
+/// hashed: a NUL character, which PostgreSQL refuses in `text` and `jsonb`
+/// (SQLSTATE 22021, 22P05), becomes U+FFFD in every string, and the two
+/// counters are clamped to their columns' range (`upstream_attempts` to
+/// `i32::MAX`, `duration_us` to `i64::MAX`). Hashing what is stored keeps
+/// `audit verify` from reporting tampering that never happened, and a
+/// stray NUL can never make an RPC unauditable. Borrows when nothing
+/// changes (every real event).
+pub(crate) fn storable(event: &AuditEvent) -> std::borrow::Cow<'_, AuditEvent> {
+    const MAX_ATTEMPTS: u32 = i32::MAX.unsigned_abs();
+    const MAX_DURATION: u64 = i64::MAX.unsigned_abs();
+    let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    let changes = [&event.method, &event.principal, &event.request_id, &event.grpc_code]
+        .iter()
+        .any(|s| s.contains('\0'))
+        || [
+            &event.source_ip,
+            &event.user_agent,
+            &event.account_id,
+            &event.error_reason,
+            &event.error_message,
+            &event.upstream_request_id,
+            &event.client_token_sha256,
+        ]
+        .into_iter()
+        .any(nul)
+        || json_has_nul(&event.request_parameters)
+        || event.response_elements.as_ref().is_some_and(json_has_nul)
+        || event.upstream_attempts > MAX_ATTEMPTS
+        || event.duration_us > MAX_DURATION;
+    if !changes {
+        return std::borrow::Cow::Borrowed(event);
+    }
+    let clean = |s: &String| s.replace('\0', "\u{FFFD}");
+    let clean_opt = |s: &Option<String>| s.as_ref().map(clean);
+    std::borrow::Cow::Owned(AuditEvent {
+        event_id: event.event_id,
+        event_time: event.event_time,
+        method: clean(&event.method),
+        read_only: event.read_only,
+        principal: clean(&event.principal),
+        source_ip: clean_opt(&event.source_ip),
+        user_agent: clean_opt(&event.user_agent),
+        request_id: clean(&event.request_id),
+        account_id: clean_opt(&event.account_id),
+        request_parameters: json_without_nul(&event.request_parameters),
+        response_elements: event.response_elements.as_ref().map(json_without_nul),
+        grpc_code: clean(&event.grpc_code),
+        error_reason: clean_opt(&event.error_reason),
+        error_message: clean_opt(&event.error_message),
+        upstream_request_id: clean_opt(&event.upstream_request_id),
+        upstream_attempts: event.upstream_attempts.min(MAX_ATTEMPTS),
+        idempotency_outcome: event.idempotency_outcome,
+        client_token_sha256: clean_opt(&event.client_token_sha256),
+        duration_us: event.duration_us.min(MAX_DURATION),
+    })
+}

@@ -11,7 +11,7 @@
 //! `migrations/sqlite`): the dedup record and its lease, the audit events
 //! with the hash chain computed in Rust ([`crate::audit::row_hash`]) under
 //! the chain head's write lock, and append-only triggers. One conformance
-//! suite (`tests/api/conformance.rs`) runs against both.
+//! suite (`tests/store_conformance.rs`) runs against both.
 //!
 //! No transaction is ever held across an upstream call: phase 1
 //! ([`Store::claim`]) and phase 3 ([`Store::complete`]) are separate

@@ -440,7 +440,8 @@ pub(crate) use client_token_queries;
 /// Generates the audit-trail SQL of one backend as functions over
 /// `&mut $conn` (writes, in the caller's transaction) and `&$pool` (reads):
 ///
-/// - `insert_audit_event`: appends to the default chain. The `update …
+/// - `insert_audit_event`: appends [`storable`](crate::store::audit::storable)
+///   `event` to the default chain. The `update …
 ///   returning` on the chain head takes the row lock on PostgreSQL (held to
 ///   the end of the caller's transaction, serializing appends across
 ///   replicas) and runs under the write lock on SQLite. It takes the next
@@ -467,6 +468,9 @@ macro_rules! audit_queries {
             .fetch_one(&mut *conn)
             .await?;
             let prev = $crate::store::hash32(&last_hash, "audit_chain.last_hash")?;
+            // Hash exactly what the columns will hold.
+            let event = $crate::store::audit::storable(event);
+            let event = event.as_ref();
             let row_hash = $crate::audit::row_hash(&prev, DEFAULT_CHAIN, seq, event);
             ::sqlx::query(
                 "insert into audit_event (
