@@ -4,7 +4,8 @@
 //! linking): Create/Accept/Reject/Delete invitation, GetAccountLink and
 //! ListAccountLinks. It validates every request, de-duplicates mutations by
 //! client token, calls AWS through `aws-sdk-workspaces`, and records an
-//! audit event for every RPC in PostgreSQL before answering.
+//! audit event for every RPC in its store (an embedded SQLite file by
+//! default, PostgreSQL in production) before answering.
 //!
 //! ## Layout
 //! - [`audit`] — the audit hash chain: canonical encoding, verification.
@@ -18,7 +19,8 @@
 //! - [`grpc`] — the service: validation, dedup phases, audit, answers.
 //! - [`upstream`] — the [`upstream::Upstream`] trait and the SDK adapter,
 //!   with AWS error classification.
-//! - [`store`] — PostgreSQL: client-token records and the audit trail.
+//! - [`store`] — the [`store::Store`] trait over PostgreSQL and SQLite:
+//!   client-token records and the audit trail.
 //! - [`emulator`] — a local WorkSpaces account-link emulator (AWS JSON 1.1).
 //! - [`metrics`] — Prometheus metrics and their `/metrics` listener.
 //! - [`error`] — [`error::ApiError`] and its mapping to `tonic::Status`.
