@@ -145,9 +145,14 @@ pub(crate) fn storable(event: &AuditEvent) -> std::borrow::Cow<'_, AuditEvent> {
     const MAX_ATTEMPTS: u32 = i32::MAX.unsigned_abs();
     const MAX_DURATION: u64 = i64::MAX.unsigned_abs();
     let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
-    let changes = [&event.method, &event.principal, &event.request_id, &event.grpc_code]
-        .iter()
-        .any(|s| s.contains('\0'))
+    let changes = [
+        &event.method,
+        &event.principal,
+        &event.request_id,
+        &event.grpc_code,
+    ]
+    .iter()
+    .any(|s| s.contains('\0'))
         || [
             &event.source_ip,
             &event.user_agent,
