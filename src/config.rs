@@ -334,6 +334,12 @@ pub struct ServeArgs {
     /// Grace period for in-flight RPCs at shutdown, in seconds.
     #[arg(long, env = "ACCOUNT_LINK_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// OTLP/gRPC collector to export traces to, e.g. `http://127.0.0.1:4317`
+    /// (plaintext; the OpenTelemetry spec's `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// Default: no export. Needs a build with `--features otlp`; without
+    /// it, start-up fails.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {

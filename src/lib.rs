@@ -24,7 +24,7 @@
 //! - [`emulator`] — a local WorkSpaces account-link emulator (AWS JSON 1.1).
 //! - [`metrics`] — Prometheus metrics and their `/metrics` listener.
 //! - [`error`] — [`error::ApiError`] and its mapping to `tonic::Status`.
-//! - [`telemetry`] — logging.
+//! - [`telemetry`] — logging and the optional OTLP trace export (feature `otlp`).
 
 pub mod audit;
 pub mod auth;

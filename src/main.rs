@@ -109,8 +109,22 @@ async fn run_audit(command: AuditCommand) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
-    match cli.command {
+    let otlp_endpoint = match &cli.command {
+        Command::Serve(args) => args.otlp_endpoint.clone(),
+        _ => None,
+    };
+    let telemetry = telemetry::init(cli.log_format, otlp_endpoint.as_deref())?;
+    let result = run(cli.command).await;
+    // Exports the spans still buffered (OTLP); nothing to do without it.
+    if let Err(e) = telemetry.shutdown().await {
+        tracing::warn!(error = %telemetry::error_chain(&e), "trace export at exit failed");
+    }
+    result
+}
+
+/// Runs the chosen subcommand.
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let app = Application::build(*args).await.context("start-up failed")?;
             app.run_until_stopped(shutdown_signal()).await?;
