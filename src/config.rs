@@ -337,7 +337,7 @@ pub struct ServeArgs {
     /// OTLP/gRPC collector to export traces to, e.g. `http://127.0.0.1:4317`
     /// (plaintext; the OpenTelemetry spec's `OTEL_EXPORTER_OTLP_ENDPOINT`).
     /// Default: no export. Needs a build with `--features otlp`; without
-    /// it, start-up fails.
+    /// it, a warning says traces are not exported.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 }

@@ -31,12 +31,6 @@ pub const SERVICE_NAME: &str = "account-link-service";
 /// A telemetry set-up error.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// An OTLP endpoint was given to a build without the `otlp` feature.
-    #[error(
-        "--otlp-endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is set, but this binary was built \
-         without OTLP export; rebuild with `cargo build --release --features otlp` or unset it"
-    )]
-    OtlpNotBuilt,
     /// The OTLP exporter could not be built (e.g. an invalid or `https`
     /// endpoint: only plaintext `http://` is supported).
     #[cfg(feature = "otlp")]
@@ -91,18 +85,20 @@ impl Telemetry {
 /// OpenTelemetry environment variables itself (`OTEL_EXPORTER_OTLP_HEADERS`,
 /// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER`…).
 ///
+/// A build without the `otlp` feature ignores `otlp_endpoint` with a
+/// warning rather than refusing to start: an environment that sets
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` for every workload must not stop the
+/// service over traces.
+///
 /// # Errors
-/// [`TelemetryError::OtlpNotBuilt`] for an endpoint without the `otlp`
-/// feature; with it, [`TelemetryError::OtlpExporter`] for a bad endpoint.
+/// With the `otlp` feature, [`TelemetryError::OtlpExporter`] for a bad
+/// endpoint.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     #[cfg(not(feature = "otlp"))]
-    let (otlp, telemetry) = match otlp_endpoint {
-        Some(_) => return Err(TelemetryError::OtlpNotBuilt),
-        None => (
-            None::<tracing_subscriber::layer::Identity>,
-            Telemetry::default(),
-        ),
-    };
+    let (otlp, telemetry) = (
+        None::<tracing_subscriber::layer::Identity>,
+        Telemetry::default(),
+    );
     #[cfg(feature = "otlp")]
     let (otlp, telemetry) = match otlp_endpoint {
         Some(endpoint) => {
@@ -129,6 +125,13 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry,
         .with(fmt)
         .with(otlp)
         .try_init();
+    #[cfg(not(feature = "otlp"))]
+    if otlp_endpoint.is_some() {
+        tracing::warn!(
+            "--otlp-endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is set, but this binary was built \
+             without OTLP export: traces are not exported (build with `--features otlp`)"
+        );
+    }
     Ok(telemetry)
 }
 
@@ -219,11 +222,11 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_endpoint_without_the_feature_is_refused() {
-        let err = init(LogFormat::Text, Some("http://127.0.0.1:4317")).expect_err("no otlp");
-        assert!(matches!(err, TelemetryError::OtlpNotBuilt));
-        assert!(err.to_string().contains("--features otlp"), "{err}");
+    #[tokio::test]
+    async fn an_endpoint_without_the_feature_is_ignored_not_fatal() {
+        let telemetry = init(LogFormat::Text, Some("http://127.0.0.1:4317"))
+            .expect("start-up goes on without export");
+        telemetry.shutdown().await.expect("nothing to flush");
     }
 }
 
