@@ -21,6 +21,35 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts `serve --dev` on `url` and `port` against `emulator`.
+fn spawn_server(url: &str, port: u16, emulator_url: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+            "--aws-endpoint-url",
+            emulator_url,
+            "--aws-max-attempts",
+            "1",
+            "--upstream-rate-per-sec",
+            "10000",
+            "--upstream-burst",
+            "10000",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// A client of the server process `child` once it listens on `port`.
 async fn connect_when_listening(
     child: &mut tokio::process::Child,
@@ -49,31 +78,7 @@ async fn sigterm_drains_in_flight_rpcs_audits_them_and_exits_zero() {
         .inject_fault(Fault::new(FaultKind::Latency { millis: 700 }, 8));
     let url = fresh_database_url();
     let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &url,
-            "--aws-endpoint-url",
-            &emulator.endpoint_url(),
-            "--aws-max-attempts",
-            "1",
-            "--upstream-rate-per-sec",
-            "1000",
-            "--upstream-burst",
-            "1000",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_server(&url, port, &emulator.endpoint_url());
 
     // Connect once the server listens.
     let client = connect_when_listening(&mut child, port).await;
@@ -216,35 +221,6 @@ async fn no_secret_reaches_the_logs_or_the_audit_trail() {
             "{secret} in the database"
         );
     }
-}
-
-/// Starts `serve --dev` on `url` and `port` against `emulator`.
-fn spawn_server(url: &str, port: u16, emulator_url: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_account-link-service"))
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--database-url",
-            url,
-            "--aws-endpoint-url",
-            emulator_url,
-            "--aws-max-attempts",
-            "1",
-            "--upstream-rate-per-sec",
-            "10000",
-            "--upstream-burst",
-            "10000",
-        ])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 /// A crash (SIGKILL, no drain) under load loses nothing that was answered:
