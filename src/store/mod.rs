@@ -403,6 +403,23 @@ impl Store for AnyStore {
     }
 }
 
+/// Runs `acquire` (taking a pooled connection or opening a transaction)
+/// while counting it in `accountlink_db_pool_connections{state="waiting"}`,
+/// so a pool too small for the load shows as waiters. The count is
+/// released even if the caller is cancelled mid-wait.
+async fn waiting<T>(acquire: impl Future<Output = T>) -> T {
+    struct Waiter(metrics::Gauge);
+    impl Drop for Waiter {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+    let gauge = metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "waiting");
+    gauge.increment(1.0);
+    let _waiter = Waiter(gauge);
+    acquire.await
+}
+
 /// Records the audit write latency (`accountlink_audit_write_seconds`).
 fn observe_audit_write(started: std::time::Instant) {
     metrics::histogram!(crate::metrics::AUDIT_WRITE_DURATION)

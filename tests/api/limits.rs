@@ -187,6 +187,19 @@ async fn metrics_count_exactly_what_was_sent() {
         "{after}"
     );
     assert!(after.contains("accountlink_rpc_in_flight"), "{after}");
+    // The store's transactions waited for connections, and every wait ended.
+    assert!(
+        after.contains(r#"accountlink_db_pool_connections{state="waiting"}"#),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "accountlink_db_pool_connections",
+            &[("state", "waiting")]
+        ),
+        0.0
+    );
 }
 
 #[tokio::test]

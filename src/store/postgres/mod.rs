@@ -27,6 +27,7 @@ pub use audit_query::{explain_list_audit_events, list_audit_events};
 use super::{
     AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
     RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, observe_audit_write,
+    waiting,
 };
 
 /// The embedded migrations of `migrations/postgres`.
@@ -126,7 +127,7 @@ impl Store for PgStore {
         now: Option<OffsetDateTime>,
         upstream_token: &(dyn Fn(i32) -> String + Sync),
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = waiting(self.pool.begin()).await?;
         let now = clock(&mut tx, now).await?;
         let outcome = queries::claim(&mut tx, claim, now, upstream_token).await?;
         tx.commit().await?;
@@ -142,7 +143,7 @@ impl Store for PgStore {
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let started = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = waiting(self.pool.begin()).await?;
         let held = queries::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
         queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
@@ -153,7 +154,7 @@ impl Store for PgStore {
     #[tracing::instrument(name = "db.append_audit_event", skip_all)]
     async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = waiting(self.pool.begin()).await?;
         let seq = queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         observe_audit_write(started);
@@ -162,7 +163,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(name = "db.purge_expired", skip_all)]
     async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = waiting(self.pool.acquire()).await?;
         let now = clock(&mut conn, now).await?;
         Ok(queries::purge_expired(&mut conn, now).await?)
     }
@@ -172,7 +173,7 @@ impl Store for PgStore {
         &self,
         query: &AuditQuery,
     ) -> Result<Vec<StoredAuditEvent>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = waiting(self.pool.acquire()).await?;
         Ok(list_audit_events(&mut conn, query).await?)
     }
 
@@ -223,7 +224,7 @@ impl Store for PgStore {
         to_seq: i64,
         record: impl FnOnce(i64) -> AuditEvent + Send,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = waiting(self.pool.begin()).await?;
         let deleted: i64 = sqlx::query_scalar("select audit_event_retain($1, $2)")
             .bind(chain_id)
             .bind(to_seq)

@@ -53,6 +53,7 @@ use super::sql::DbTime;
 use super::{
     AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
     RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, observe_audit_write,
+    waiting,
 };
 
 /// The embedded migrations of `migrations/sqlite`.
@@ -157,7 +158,7 @@ impl Store for SqliteStore {
         now: Option<OffsetDateTime>,
         upstream_token: &(dyn Fn(i32) -> String + Sync),
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
         let outcome = queries::claim(&mut tx, claim, Self::clock(now), upstream_token).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -172,7 +173,7 @@ impl Store for SqliteStore {
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let started = std::time::Instant::now();
-        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
         let held = queries::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
         queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
@@ -183,7 +184,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(name = "db.append_audit_event", skip_all)]
     async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
-        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
         let seq = queries::insert_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         observe_audit_write(started);
@@ -192,7 +193,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(name = "db.purge_expired", skip_all)]
     async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
         let deleted = queries::purge_expired(&mut tx, Self::clock(now)).await?;
         tx.commit().await?;
         Ok(deleted)
@@ -253,7 +254,7 @@ impl Store for SqliteStore {
         to_seq: i64,
         record: impl FnOnce(i64) -> AuditEvent + Send,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_IMMEDIATE).await?;
+        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
         let checkpoint: Option<(Vec<u8>, serde_json::Value)> = sqlx::query_as(
             "select head_hash, body from audit_checkpoint where chain_id = $1 and to_seq = $2",
         )
