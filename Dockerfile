@@ -42,6 +42,10 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --no-log-init --uid 10001 --gid app \
         --create-home --home-dir /home/app --shell /usr/sbin/nologin app
 COPY --from=builder /app/target/release/account-link-service /usr/local/bin/account-link-service
+# The SQLite store's directory (see ACCOUNT_LINK_DATA_DIR below), owned by
+# the service user so that a volume mounted there starts writable.
+RUN install -d -o 10001 -g 10001 -m 0750 /home/app/data
+VOLUME ["/home/app/data"]
 USER 10001:10001
 WORKDIR /home/app
 # Inside a container the service must listen on every interface; the

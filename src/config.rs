@@ -32,14 +32,18 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    /// The URL to open: `--database-url`, or `sqlite://<data-dir>/account-link.db`.
-    pub fn url(&self) -> String {
+    /// The default SQLite file: `<data-dir>/account-link.db`.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join(DEFAULT_SQLITE_FILE)
+    }
+
+    /// Where the store is, for logs: `--database-url` reduced to its
+    /// scheme (it may hold a password), or the default SQLite file's path.
+    pub fn describe(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.data_dir.join(DEFAULT_SQLITE_FILE).display()
-            ),
+            Some(url) if url.starts_with("sqlite:") => url.clone(),
+            Some(url) => format!("{}://…", url.split(':').next().unwrap_or_default()),
+            None => self.sqlite_path().display().to_string(),
         }
     }
 }

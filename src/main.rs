@@ -11,10 +11,11 @@ use account_link_service::telemetry;
 use anyhow::Context;
 use clap::Parser;
 
-/// Opens the store of `--database-url` / `--data-dir` (created and migrated
-/// if missing) for a one-shot command.
+/// Opens the existing store of `--database-url` / `--data-dir` for an
+/// `audit` command (migrated if older; never created: verifying a store
+/// created empty on the spot would report a healthy, empty trail).
 async fn open(database: &DatabaseArgs) -> anyhow::Result<AnyStore> {
-    AnyStore::connect(&database.url(), 2)
+    AnyStore::open(database, 2, false)
         .await
         .context("cannot open the database")
 }
@@ -149,7 +150,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Audit(command) => run_audit(command).await?,
         Command::Migrate(args) => {
-            let store = open(&args.database).await.context("migration failed")?;
+            let store = AnyStore::open(&args.database, 2, true)
+                .await
+                .context("migration failed")?;
             tracing::info!(store = store.backend(), "migrations applied");
             store.close().await;
         }

@@ -129,16 +129,24 @@ impl Application {
             .into());
         }
 
-        let store = AnyStore::connect(&args.database.url(), args.database_max_connections).await?;
-        match &args.database.database_url {
-            Some(_) => tracing::info!(
+        let store = AnyStore::open(&args.database, args.database_max_connections, true).await?;
+        let at = args.database.describe();
+        match (&args.database.database_url, args.dev) {
+            (Some(_), _) => {
+                tracing::info!(store = store.backend(), %at, "database ready, migrations applied");
+            }
+            (None, true) => tracing::info!(
                 store = store.backend(),
-                "database ready, migrations applied"
+                %at,
+                "no --database-url: using the embedded SQLite store"
             ),
-            None => tracing::info!(
+            // Outside dev mode, a missing DATABASE_URL may be a mistake:
+            // replicas on SQLite would each keep their own records and chain.
+            (None, false) => tracing::warn!(
                 store = store.backend(),
-                url = %args.database.url(),
-                "no --database-url: using the embedded SQLite store (one process; use PostgreSQL for replicas)"
+                %at,
+                "no --database-url: using the embedded SQLite store, for one process on one \
+                 machine; set DATABASE_URL to PostgreSQL when replicas share the service"
             ),
         }
 

@@ -128,7 +128,7 @@ mod suite {
 
     /// An audit event of `method` by `principal` at `at`; every optional
     /// field `None`. Cases override fields with `..event(..)`.
-    fn event(method: &str, principal: &str, at: OffsetDateTime) -> AuditEvent {
+    pub(crate) fn event(method: &str, principal: &str, at: OffsetDateTime) -> AuditEvent {
         AuditEvent {
             event_id: Uuid::new_v4(),
             event_time: at,
@@ -220,14 +220,14 @@ mod suite {
         store.purge_expired(Some(now)).await.expect("purge")
     }
 
-    async fn verified<S: Store>(store: &S) -> VerifyReport {
+    pub(crate) async fn verified<S: Store>(store: &S) -> VerifyReport {
         audit::verify(store, DEFAULT_CHAIN, None, None)
             .await
             .expect("verify reads the chain")
             .expect("the chain is intact")
     }
 
-    async fn rows<S: Store>(store: &S) -> Vec<StoredAuditEvent> {
+    pub(crate) async fn rows<S: Store>(store: &S) -> Vec<StoredAuditEvent> {
         store
             .audit_rows_between(DEFAULT_CHAIN, 1, i64::MAX)
             .collect::<Result<Vec<_>, _>>()
@@ -880,6 +880,9 @@ mod suite {
             "delete from audit_event",
             "delete from audit_event where seq = 3",
             "delete from audit_event where seq <= 1",
+            // An upsert over an existing row is an update.
+            "insert into audit_event select * from audit_event where seq = 2 \
+             on conflict (chain_id, seq) do update set principal = 'mallory'",
         ] {
             let err = raw(&store, sql).await.expect_err(sql);
             assert!(
@@ -1371,3 +1374,112 @@ async fn raw_sqlite(store: &SqliteStore, sql: &str) -> Result<u64, sqlx::Error> 
 
 store_conformance_suite!(postgres, open_postgres, raw_postgres);
 store_conformance_suite!(sqlite, open_sqlite, raw_sqlite);
+
+/// What only SQLite needs checking: its connection settings, a REPLACE
+/// (which would delete a row without firing the delete trigger), and
+/// retention in batches.
+mod sqlite_only {
+    use account_link_service::audit::{self, now_micros};
+    use account_link_service::store::{ChainPoint, DEFAULT_CHAIN, Store};
+
+    use super::suite::{event, rows, verified};
+    use super::{open_sqlite, raw_sqlite};
+
+    #[tokio::test]
+    async fn the_writer_runs_wal_with_synchronous_full() {
+        let store = open_sqlite().await;
+        let mode: String = sqlx::query_scalar("pragma journal_mode")
+            .fetch_one(store.writer())
+            .await
+            .unwrap();
+        let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
+            .fetch_one(store.writer())
+            .await
+            .unwrap();
+        let busy: i64 = sqlx::query_scalar("pragma busy_timeout")
+            .fetch_one(store.writer())
+            .await
+            .unwrap();
+        assert_eq!((mode.as_str(), synchronous, busy), ("wal", 2, 5000));
+    }
+
+    #[tokio::test]
+    async fn insert_or_replace_cannot_swap_an_audit_row() {
+        let store = open_sqlite().await;
+        for _ in 0..2 {
+            store
+                .append_audit_event(&event("GetAccountLink", "alice", now_micros()))
+                .await
+                .unwrap();
+        }
+        let before = verified(&store).await;
+        for sql in [
+            "insert or replace into audit_event \
+             select * from audit_event where seq = 1",
+            "replace into audit_event select * from audit_event where seq = 2",
+        ] {
+            let err = raw_sqlite(&store, sql).await.expect_err(sql);
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        assert_eq!(verified(&store).await, before);
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_in_batches_and_the_chain_verifies_throughout() {
+        let store = open_sqlite().await.with_retention_batch(4);
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        for _ in 0..10 {
+            store
+                .append_audit_event(&event("GetAccountLink", "alice", now_micros()))
+                .await
+                .unwrap();
+        }
+        let cp = audit::create_checkpoint(&store, DEFAULT_CHAIN, &signing, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let hash10 = store.row_hash_at(DEFAULT_CHAIN, 10).await.unwrap().unwrap();
+        let future = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+        let outcome = audit::retain(&store, DEFAULT_CHAIN, &signing.verifying_key(), future)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the prefix goes");
+        // Three batches (4 + 4 + 2), one retention event.
+        assert_eq!((outcome.to_seq, outcome.deleted), (10, 10));
+        let left = rows(&store).await;
+        assert_eq!(left.iter().map(|r| r.seq).collect::<Vec<_>>(), [11]);
+        assert_eq!(
+            left[0].event.response_elements.as_ref().unwrap()["deleted_events"],
+            10
+        );
+        assert_eq!(
+            store.chain_anchor(DEFAULT_CHAIN).await.unwrap(),
+            Some(ChainPoint {
+                seq: 10,
+                row_hash: hash10
+            })
+        );
+        assert_eq!(verified(&store).await.first_seq, 11);
+        let _ = cp;
+    }
+
+    #[tokio::test]
+    async fn audit_tools_never_create_a_store() {
+        let dir = std::env::temp_dir().join(format!("als-store-{}", uuid::Uuid::new_v4().simple()));
+        let database = account_link_service::config::DatabaseArgs {
+            database_url: None,
+            data_dir: dir.clone(),
+        };
+        let err = account_link_service::store::AnyStore::open(&database, 1, false)
+            .await
+            .expect_err("nothing there");
+        assert!(err.to_string().contains("no store at"), "{err}");
+        assert!(!dir.exists(), "nothing was created");
+        let store = account_link_service::store::AnyStore::open(&database, 1, true)
+            .await
+            .expect("serve creates it");
+        assert_eq!(store.backend(), "sqlite");
+        assert!(database.sqlite_path().exists());
+    }
+}

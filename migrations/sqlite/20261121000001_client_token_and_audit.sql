@@ -12,7 +12,8 @@
 --   microseconds too, so nothing is lost.)
 -- * uuid is a 16-byte BLOB, bytea a BLOB, jsonb a TEXT checked by
 --   json_valid(), boolean an INTEGER 0/1.
--- * The append-only rule is a pair of triggers with RAISE(ABORT, …). The one
+-- * The append-only rule is three triggers with RAISE(ABORT, …) (UPDATE,
+--   DELETE, and an INSERT that would REPLACE a row). The one
 --   DELETE admitted is retention's: while a row of audit_retention_permit
 --   names a stored checkpoint, rows up to its seq may be deleted. The store
 --   writes and removes that row inside its retention transaction
@@ -91,21 +92,21 @@ create table audit_event (
 create index audit_event_request_id_idx on audit_event (request_id);
 
 -- ListAuditEvents: one index per filter, leading with (chain_id, <filter>)
--- and ending in seq, so a newest-first page is an index range scan.
+-- and ending in seq, so a newest-first page is an index range scan. Unlike
+-- PostgreSQL's, none is partial: SQLite uses a partial index only when it
+-- can prove the query implies the index's WHERE, which a bound parameter
+-- never does. A time range uses (chain_id, event_time) and sorts its rows.
 create index audit_event_event_time_idx on audit_event (chain_id, event_time);
 create index audit_event_principal_seq_idx on audit_event (chain_id, principal, seq);
 create index audit_event_method_seq_idx on audit_event (chain_id, method, seq);
-create index audit_event_account_id_seq_idx on audit_event (chain_id, account_id, seq)
-    where account_id is not null;
-create index audit_event_grpc_code_seq_idx on audit_event (chain_id, grpc_code, seq)
-    where grpc_code <> 'OK';
+create index audit_event_account_id_seq_idx on audit_event (chain_id, account_id, seq);
+create index audit_event_grpc_code_seq_idx on audit_event (chain_id, grpc_code, seq);
 create index audit_event_idempotency_outcome_seq_idx
-    on audit_event (chain_id, idempotency_outcome, seq)
-    where idempotency_outcome <> 'none';
+    on audit_event (chain_id, idempotency_outcome, seq);
 create index audit_event_request_link_id_idx
-    on audit_event (json_extract(request_parameters, '$.link_id'));
+    on audit_event (chain_id, json_extract(request_parameters, '$.link_id'), seq);
 create index audit_event_response_link_id_idx
-    on audit_event (json_extract(response_elements, '$.AccountLink.AccountLinkId'));
+    on audit_event (chain_id, json_extract(response_elements, '$.AccountLink.AccountLinkId'), seq);
 
 create table audit_checkpoint (
     chain_id    text    not null references audit_chain (chain_id),
@@ -130,6 +131,19 @@ create table audit_retention_permit (
     chain_id    text    primary key references audit_chain (chain_id),
     to_seq      integer not null
 ) strict;
+
+-- INSERT OR REPLACE (and REPLACE) would delete the conflicting row without
+-- firing the delete trigger (recursive_triggers is off): refuse any insert
+-- that conflicts, before the conflict resolution runs.
+create trigger audit_event_no_replace
+before insert on audit_event
+when exists (
+    select 1 from audit_event
+    where event_id = new.event_id or (chain_id = new.chain_id and seq = new.seq)
+)
+begin
+    select raise(abort, 'audit_event is append-only: INSERT over an existing row refused');
+end;
 
 create trigger audit_event_no_update
 before update on audit_event

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// The database URL names no supported backend.
     #[error("unsupported database URL {0:?}: expected postgres://… or sqlite://PATH")]
     UnsupportedUrl(String),
+    /// `audit` tools open only an existing store: there is none here.
+    #[error("no store at {0}: check --database-url / --data-dir")]
+    NotFound(String),
     /// A stored value is not what the schema promises (e.g. a hash that is
     /// not 32 bytes).
     #[error("corrupt stored data: {0}")]
@@ -269,6 +272,35 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
+    /// Opens the store `database` names (its `--database-url`, or the
+    /// SQLite file `account-link.db` in its `--data-dir`, opened by path so
+    /// any file name works), as [`AnyStore::connect`] does. Without
+    /// `create` only an existing database or file is opened (for the
+    /// `audit` tools: verifying a store that was just created empty would
+    /// report a healthy, empty trail).
+    ///
+    /// # Errors
+    /// As [`AnyStore::connect`]; [`StoreError::NotFound`] for a missing
+    /// store without `create`.
+    pub async fn open(
+        database: &crate::config::DatabaseArgs,
+        max_connections: u32,
+        create: bool,
+    ) -> Result<Self, StoreError> {
+        match &database.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+                Self::Postgres(PgStore::open(url, max_connections, create).await?),
+            ),
+            Some(url) if url.starts_with("sqlite:") => Ok(Self::Sqlite(
+                SqliteStore::open_url(url, max_connections, create).await?,
+            )),
+            Some(url) => Self::connect(url, max_connections).await,
+            None => Ok(Self::Sqlite(
+                SqliteStore::open_path(&database.sqlite_path(), max_connections, create).await?,
+            )),
+        }
+    }
+
     /// Connects to `url` and applies that backend's embedded migrations:
     /// `postgres://…`/`postgresql://…` (the database is created if
     /// missing) or `sqlite://PATH` (the file is created if missing).

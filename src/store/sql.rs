@@ -604,6 +604,20 @@ macro_rules! audit_queries {
                 .await
         }
 
+        /// The `row_hash` at `seq`, read in the caller's transaction.
+        #[allow(dead_code, reason = "used by the backends that need it")]
+        pub(super) async fn row_hash_in(
+            conn: &mut $conn,
+            chain_id: &str,
+            seq: i64,
+        ) -> Result<Option<Vec<u8>>, ::sqlx::Error> {
+            ::sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
+                .bind(chain_id)
+                .bind(seq)
+                .fetch_optional(conn)
+                .await
+        }
+
         /// Stores a signed checkpoint (a second one at the same `to_seq` is
         /// ignored).
         pub(super) async fn insert_checkpoint(

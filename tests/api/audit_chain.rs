@@ -54,7 +54,7 @@ async fn as_superuser(app: &TestApp, statements: &[&str]) {
             .fetch_all(&mut *tx)
             .await
             .unwrap();
-            assert_eq!(triggers.len(), 2, "{triggers:?}");
+            assert_eq!(triggers.len(), 3, "{triggers:?}");
             for (name, _) in &triggers {
                 sqlx::query(sqlx::AssertSqlSafe(format!("drop trigger {name}")))
                     .execute(&mut *tx)

@@ -206,7 +206,11 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     args.upstream_burst = 10_000;
     args.metrics_listen = "127.0.0.1:0".parse().unwrap();
     configure(&mut args);
-    let url = args.database.url();
+    let url = args
+        .database
+        .database_url
+        .clone()
+        .expect("tests name their database");
     let app = Application::build(args).await.expect("app builds");
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();

@@ -272,9 +272,14 @@ async fn sigkill_under_load_loses_no_answered_rpc_and_the_chain_verifies() {
             }
         }));
     }
-    while answered.lock().unwrap().len() < 60 {
-        tokio::task::yield_now().await;
-    }
+    // Fails, rather than hangs, if the server stops answering early.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while answered.lock().unwrap().len() < 60 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("60 answers before the crash");
     let pid = child.id().expect("running").to_string();
     assert!(
         std::process::Command::new("kill")

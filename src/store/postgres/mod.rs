@@ -47,7 +47,24 @@ impl PgStore {
     /// [`StoreError`] when the server cannot be reached, the database
     /// cannot be created, or a migration fails.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        if !Postgres::database_exists(url).await? {
+        Self::open(url, max_connections, true).await
+    }
+
+    /// [`PgStore::connect`], or, without `create`, only an existing
+    /// database.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`]; [`StoreError::NotFound`] for a missing
+    /// database without `create`.
+    pub async fn open(url: &str, max_connections: u32, create: bool) -> Result<Self, StoreError> {
+        let exists = Postgres::database_exists(url).await?;
+        if !exists && !create {
+            // Not the URL: it may hold a password.
+            return Err(StoreError::NotFound(
+                "the PostgreSQL database of --database-url".into(),
+            ));
+        }
+        if !exists {
             match Postgres::create_database(url).await {
                 Ok(()) => tracing::info!("created database"),
                 // Another replica created it first (42P04 duplicate_database).

@@ -9,9 +9,10 @@ use crate::store::{AuditQuery, StoredAuditEvent};
 /// One ListAuditEvents page: the events of the default chain matching
 /// `query`, newest first. As on PostgreSQL, the SQL text is assembled only
 /// from fixed fragments, one per filter that is set, and every value is a
-/// bound parameter. Each filter has an index of the migration leading with
-/// `(chain_id, <filter column>)`; the time range uses
-/// `(chain_id, event_time)`.
+/// bound parameter. Each attribute filter has an index of the migration
+/// leading with `(chain_id, <filter column or link-id expression>)` and
+/// ending in `seq`; a time range uses `(chain_id, event_time)` and sorts
+/// the matching rows by `seq`.
 pub(super) async fn list_audit_events(
     pool: &SqlitePool,
     query: &AuditQuery,

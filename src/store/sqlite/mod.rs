@@ -65,12 +65,17 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The statement that opens every write transaction.
 const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 
+/// Rows retention deletes per write transaction, so that appends (every
+/// RPC's audit event) wait for one batch at most, not for a whole prefix.
+pub const RETENTION_BATCH: i64 = 10_000;
+
 /// The SQLite store: one writer connection and a pool of readers on one
 /// file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    retention_batch: i64,
 }
 
 impl SqliteStore {
@@ -80,16 +85,67 @@ impl SqliteStore {
     /// beside the one writer.
     ///
     /// # Errors
-    /// [`StoreError`] when the file cannot be opened or created, or a
-    /// migration fails.
+    /// [`StoreError`] when the URL is not a file path, the file cannot be
+    /// opened or created, or a migration fails.
     pub async fn connect(url: &str, max_readers: u32) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+        Self::open_url(url, max_readers, true).await
+    }
+
+    /// [`SqliteStore::connect`], or, without `create`, only an existing
+    /// file.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::connect`]; [`StoreError::NotFound`] for a missing
+    /// file without `create`.
+    pub async fn open_url(url: &str, max_readers: u32, create: bool) -> Result<Self, StoreError> {
+        Self::open(SqliteConnectOptions::from_str(url)?, max_readers, create).await
+    }
+
+    /// Opens the file at `path` (no URL parsing, so any file name works);
+    /// with `create`, creates it and its directory if missing, otherwise a
+    /// missing file is an error (for tools that only read or append to an
+    /// existing trail). Then as [`SqliteStore::connect`].
+    ///
+    /// # Errors
+    /// As [`SqliteStore::connect`]; [`StoreError::NotFound`] for a missing
+    /// file without `create`.
+    pub async fn open_path(
+        path: &std::path::Path,
+        max_readers: u32,
+        create: bool,
+    ) -> Result<Self, StoreError> {
+        Self::open(
+            SqliteConnectOptions::new().filename(path),
+            max_readers,
+            create,
+        )
+        .await
+    }
+
+    async fn open(
+        options: SqliteConnectOptions,
+        max_readers: u32,
+        create: bool,
+    ) -> Result<Self, StoreError> {
+        let path = options.get_filename().to_path_buf();
+        // An in-memory or unnamed database would be a different, volatile
+        // database on every connection of the two pools.
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Err(StoreError::UnsupportedUrl(
+                "sqlite: needs a file path (not :memory:)".into(),
+            ));
+        }
+        if !create && !path.exists() {
+            return Err(StoreError::NotFound(path.display().to_string()));
+        }
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        if let Some(dir) = options.get_filename().parent()
+        if create
+            && let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.into()))?;
@@ -108,7 +164,18 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            retention_batch: RETENTION_BATCH,
+        })
+    }
+
+    /// This store with retention deleting `rows` events per write
+    /// transaction instead of [`RETENTION_BATCH`] (at least 1).
+    pub fn with_retention_batch(mut self, rows: i64) -> Self {
+        self.retention_batch = rows.max(1);
+        self
     }
 
     /// The writer pool (one connection), for tests and tools that need raw
@@ -244,9 +311,14 @@ impl Store for SqliteStore {
         Ok(queries::newest_checkpoint_before(&self.reader, chain_id, older_than).await?)
     }
 
-    /// The checks of PostgreSQL's `audit_event_retain()`, then the delete
-    /// under a permit row the `audit_event_no_delete` trigger admits; the
-    /// permit is removed before commit.
+    /// The checks of PostgreSQL's `audit_event_retain()`, then the delete,
+    /// in batches of [`RETENTION_BATCH`] rows, one `BEGIN IMMEDIATE`
+    /// transaction each, so that appends wait for one batch at most. Each
+    /// batch re-checks the checkpoint, deletes under a permit row the
+    /// `audit_event_no_delete` trigger admits (removed before commit), and
+    /// moves the anchor to its last deleted row, so the chain verifies
+    /// between batches and after a crash mid-way (a second run finishes
+    /// the prefix). The last batch also appends `record(deleted)`.
     #[tracing::instrument(name = "db.retain_through", skip_all)]
     async fn retain_through(
         &self,
@@ -254,67 +326,95 @@ impl Store for SqliteStore {
         to_seq: i64,
         record: impl FnOnce(i64) -> AuditEvent + Send,
     ) -> Result<i64, StoreError> {
-        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
-        let checkpoint: Option<(Vec<u8>, serde_json::Value)> = sqlx::query_as(
-            "select head_hash, body from audit_checkpoint where chain_id = $1 and to_seq = $2",
-        )
-        .bind(chain_id)
-        .bind(to_seq)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((head_hash, body)) = checkpoint else {
-            return Err(StoreError::Corrupt(format!(
-                "no checkpoint at seq {to_seq} of chain {chain_id}"
-            )));
-        };
-        let row: Option<Vec<u8>> =
-            sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
+        let mut deleted_total: i64 = 0;
+        loop {
+            let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
+            let checkpoint: Option<(Vec<u8>, serde_json::Value)> = sqlx::query_as(
+                "select head_hash, body from audit_checkpoint where chain_id = $1 and to_seq = $2",
+            )
+            .bind(chain_id)
+            .bind(to_seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((head_hash, body)) = checkpoint else {
+                return Err(StoreError::Corrupt(format!(
+                    "no checkpoint at seq {to_seq} of chain {chain_id}"
+                )));
+            };
+            if queries::row_hash_in(&mut tx, chain_id, to_seq)
+                .await?
+                .as_deref()
+                != Some(head_hash.as_slice())
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "the row at seq {to_seq} does not match its checkpoint"
+                )));
+            }
+            let first: i64 =
+                sqlx::query_scalar("select min(seq) from audit_event where chain_id = $1")
+                    .bind(chain_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let batch_end = to_seq.min(first.saturating_add(self.retention_batch - 1));
+            let Some(anchor_hash) = queries::row_hash_in(&mut tx, chain_id, batch_end).await?
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "seq {batch_end} of chain {chain_id} is missing"
+                )));
+            };
+            sqlx::query("insert into audit_retention_permit (chain_id, to_seq) values ($1, $2)")
                 .bind(chain_id)
                 .bind(to_seq)
-                .fetch_optional(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-        if row.as_deref() != Some(head_hash.as_slice()) {
-            return Err(StoreError::Corrupt(format!(
-                "the row at seq {to_seq} does not match its checkpoint"
-            )));
+            let deleted = sqlx::query("delete from audit_event where chain_id = $1 and seq <= $2")
+                .bind(chain_id)
+                .bind(batch_end)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("delete from audit_retention_permit where chain_id = $1")
+                .bind(chain_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "insert into audit_anchor (chain_id, seq, row_hash, checkpoint) \
+                 values ($1, $2, $3, $4) \
+                 on conflict (chain_id) do update \
+                 set seq = excluded.seq, row_hash = excluded.row_hash, \
+                     checkpoint = excluded.checkpoint, created_at = $5",
+            )
+            .bind(chain_id)
+            .bind(batch_end)
+            .bind(&anchor_hash)
+            .bind(&body)
+            .bind(DbTime(crate::audit::now_micros()))
+            .execute(&mut *tx)
+            .await?;
+            deleted_total =
+                deleted_total.saturating_add(i64::try_from(deleted).unwrap_or(i64::MAX));
+            if batch_end == to_seq {
+                queries::insert_audit_event(&mut tx, &record(deleted_total)).await?;
+                tx.commit().await?;
+                return Ok(deleted_total);
+            }
+            tx.commit().await?;
         }
-        sqlx::query("insert into audit_retention_permit (chain_id, to_seq) values ($1, $2)")
-            .bind(chain_id)
-            .bind(to_seq)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("delete from audit_event where chain_id = $1 and seq <= $2")
-            .bind(chain_id)
-            .bind(to_seq)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("delete from audit_retention_permit where chain_id = $1")
-            .bind(chain_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "insert into audit_anchor (chain_id, seq, row_hash, checkpoint) \
-             values ($1, $2, $3, $4) \
-             on conflict (chain_id) do update \
-             set seq = excluded.seq, row_hash = excluded.row_hash, \
-                 checkpoint = excluded.checkpoint, created_at = $5",
-        )
-        .bind(chain_id)
-        .bind(to_seq)
-        .bind(&head_hash)
-        .bind(&body)
-        .bind(DbTime(crate::audit::now_micros()))
-        .execute(&mut *tx)
-        .await?;
-        let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
-        queries::insert_audit_event(&mut tx, &record(deleted)).await?;
-        tx.commit().await?;
-        Ok(deleted)
     }
 
+    /// Closes the readers first, then the writer: the last connection to
+    /// close checkpoints the WAL into the database file and removes it,
+    /// which only a read-write connection can do. Until then the newest
+    /// commits live in `account-link.db-wal` (back up with `VACUUM INTO`
+    /// or the `.backup` command, never by copying the `.db` file alone).
     async fn close(&self) {
-        self.writer.close().await;
         self.reader.close().await;
+        if let Err(e) = sqlx::query("pragma wal_checkpoint(truncate)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %e, "sqlite: the WAL checkpoint at close failed");
+        }
+        self.writer.close().await;
     }
 }
