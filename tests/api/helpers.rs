@@ -409,6 +409,16 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // A SQLite test's directory goes with it (open files stay valid
+        // until the server lets go of them).
+        if let Some(path) = self.database_url.strip_prefix("sqlite://")
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("als-test-"))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
