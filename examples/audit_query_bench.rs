@@ -15,6 +15,9 @@
 //! It is not a test: nothing here asserts a time. The filled database is
 //! reused by later runs (`--refill` starts over).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use account_link_service::config::ServeArgs;
@@ -22,7 +25,7 @@ use account_link_service::proto::pb;
 use account_link_service::proto::pb::audit_service_client::AuditServiceClient;
 use account_link_service::startup::Application;
 use account_link_service::store::postgres::explain_list_audit_events;
-use account_link_service::store::{AuditEvent, AuditQuery, IdempotencyOutcome, PgStore, Store};
+use account_link_service::store::{AuditQuery, IdempotencyOutcome, PgStore, Store};
 use anyhow::Context;
 use clap::Parser;
 use sqlx::Postgres;
@@ -401,35 +404,6 @@ fn shapes(last: OffsetDateTime) -> Vec<Shape> {
     ]
 }
 
-/// An event like the service writes for a read.
-fn synthetic_event(i: usize) -> AuditEvent {
-    AuditEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_time: account_link_service::audit::now_micros(),
-        method: "GetAccountLink".into(),
-        read_only: true,
-        principal: "svc-bench".into(),
-        source_ip: Some("127.0.0.1".into()),
-        user_agent: Some("audit_query_bench".into()),
-        request_id: format!("bench-append-{i}"),
-        account_id: Some("100000000007".into()),
-        request_parameters: serde_json::json!({
-            "account_id": "100000000007",
-            "link_id": "link-0000beef",
-            "linked_account_id": "",
-        }),
-        response_elements: None,
-        grpc_code: "OK".into(),
-        error_reason: None,
-        error_message: None,
-        upstream_request_id: Some(uuid::Uuid::new_v4().to_string()),
-        upstream_attempts: 1,
-        idempotency_outcome: IdempotencyOutcome::None,
-        client_token_sha256: None,
-        duration_us: 1234,
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Stats {
     p50: f64,
@@ -609,7 +583,7 @@ async fn main() -> anyhow::Result<()> {
     if args.appends > 0 {
         let mut ms = Vec::with_capacity(args.appends);
         for i in 0..args.appends {
-            let event = synthetic_event(i);
+            let event = common::read_event(i, "audit_query_bench");
             let started = Instant::now();
             store.append_audit_event(&event).await?;
             ms.push(started.elapsed().as_secs_f64() * 1e3);

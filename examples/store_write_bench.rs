@@ -28,12 +28,14 @@
 //! It is not a test: nothing here asserts a time. It does check that every
 //! claim of a fresh key is `Acquired` and every completion holds its lease.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use account_link_service::audit::now_micros;
 use account_link_service::store::{
     AuditEvent, ClaimOutcome, IdempotencyOutcome, NewClaim, PgStore, RecordKey, RecordOutcome,
     SqliteStore, Store, StoredOutcome,
@@ -160,45 +162,12 @@ fn success() -> RecordOutcome {
     })
 }
 
-/// The audit event of a read, as in `audit_query_bench`.
-fn read_event(i: usize) -> AuditEvent {
-    AuditEvent {
-        event_id: Uuid::new_v4(),
-        event_time: now_micros(),
-        method: "GetAccountLink".into(),
-        read_only: true,
-        principal: "svc-bench".into(),
-        source_ip: Some("127.0.0.1".into()),
-        user_agent: Some("store_write_bench".into()),
-        request_id: format!("bench-append-{i}"),
-        account_id: Some("100000000007".into()),
-        request_parameters: serde_json::json!({
-            "account_id": "100000000007",
-            "link_id": "link-0000beef",
-            "linked_account_id": "",
-        }),
-        response_elements: None,
-        grpc_code: "OK".into(),
-        error_reason: None,
-        error_message: None,
-        upstream_request_id: Some(Uuid::new_v4().to_string()),
-        upstream_attempts: 1,
-        idempotency_outcome: IdempotencyOutcome::None,
-        client_token_sha256: None,
-        duration_us: 1234,
-    }
-}
-
 /// The audit event of a successful CreateAccountLinkInvitation.
 fn mutation_event(claim: &NewClaim) -> AuditEvent {
     AuditEvent {
-        event_id: Uuid::new_v4(),
-        event_time: now_micros(),
         method: claim.key.method.into(),
         read_only: false,
         principal: claim.key.principal.clone(),
-        source_ip: Some("127.0.0.1".into()),
-        user_agent: Some("store_write_bench".into()),
         request_id: Uuid::new_v4().to_string(),
         account_id: Some(claim.acting_account_id.clone()),
         request_parameters: serde_json::json!({
@@ -213,14 +182,10 @@ fn mutation_event(claim: &NewClaim) -> AuditEvent {
                 "TargetAccountId": "100000000042",
             }
         })),
-        grpc_code: "OK".into(),
-        error_reason: None,
-        error_message: None,
-        upstream_request_id: Some(Uuid::new_v4().to_string()),
-        upstream_attempts: 1,
         idempotency_outcome: IdempotencyOutcome::New,
         client_token_sha256: Some(claim.key.client_token_sha256.clone()),
         duration_us: 4321,
+        ..common::read_event(0, "store_write_bench")
     }
 }
 
@@ -241,12 +206,14 @@ async fn one_rpc<S: Store>(store: &S) -> anyhow::Result<()> {
 /// `ops` appends one after another, after `warmup` untimed ones.
 async fn appends<S: Store>(store: &S, label: &str, args: &Args) -> anyhow::Result<Run> {
     for i in 0..args.warmup {
-        store.append_audit_event(&read_event(i)).await?;
+        store
+            .append_audit_event(&common::read_event(i, "store_write_bench"))
+            .await?;
     }
     let mut ms = Vec::with_capacity(args.ops);
     let started = Instant::now();
     for i in 0..args.ops {
-        let event = read_event(i);
+        let event = common::read_event(i, "store_write_bench");
         let t = Instant::now();
         store.append_audit_event(&event).await?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
