@@ -41,8 +41,7 @@ impl DatabaseArgs {
     /// scheme (it may hold a password), or the default SQLite file's path.
     pub fn describe(&self) -> String {
         match &self.database_url {
-            Some(url) if url.starts_with("sqlite:") => url.clone(),
-            Some(url) => format!("{}://…", url.split(':').next().unwrap_or_default()),
+            Some(url) => crate::store::display_url(url),
             None => self.sqlite_path().display().to_string(),
         }
     }

@@ -288,13 +288,7 @@ impl AnyStore {
         create: bool,
     ) -> Result<Self, StoreError> {
         match &database.database_url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
-                Self::Postgres(PgStore::open(url, max_connections, create).await?),
-            ),
-            Some(url) if url.starts_with("sqlite:") => Ok(Self::Sqlite(
-                SqliteStore::open_url(url, max_connections, create).await?,
-            )),
-            Some(url) => Self::connect(url, max_connections).await,
+            Some(url) => Self::open_url(url, max_connections, create).await,
             None => Ok(Self::Sqlite(
                 SqliteStore::open_path(&database.sqlite_path(), max_connections, create).await?,
             )),
@@ -311,19 +305,32 @@ impl AnyStore {
     /// [`StoreError::UnsupportedUrl`] for another scheme; otherwise as the
     /// backend's `connect`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::open_url(url, max_connections, true).await
+    }
+
+    /// The backend of `url`'s scheme, opened as [`AnyStore::open`] says.
+    async fn open_url(url: &str, max_connections: u32, create: bool) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres(
-                PgStore::connect(url, max_connections).await?,
+                PgStore::open(url, max_connections, create).await?,
             ))
         } else if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(
-                SqliteStore::connect(url, max_connections).await?,
+                SqliteStore::open_url(url, max_connections, create).await?,
             ))
         } else {
-            // Only the scheme: the rest may hold a password.
-            let scheme = url.split(':').next().unwrap_or_default();
-            Err(StoreError::UnsupportedUrl(format!("{scheme}:…")))
+            Err(StoreError::UnsupportedUrl(display_url(url)))
         }
+    }
+}
+
+/// `url` as logs and errors may show it: a `sqlite:` URL whole (it is a
+/// path), any other reduced to its scheme (the rest may hold a password).
+pub fn display_url(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        url.to_owned()
+    } else {
+        format!("{}://…", url.split(':').next().unwrap_or_default())
     }
 }
 
@@ -463,4 +470,31 @@ fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        assert_eq!(
+            display_url("postgres://svc:s3cret@db.internal/account_link"),
+            "postgres://…"
+        );
+        assert_eq!(display_url("mysql://root:pw@h/db"), "mysql://…");
+        assert_eq!(
+            display_url("sqlite:///var/lib/al/account-link.db"),
+            "sqlite:///var/lib/al/account-link.db"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_scheme_is_refused_without_echoing_the_url() {
+        let err = AnyStore::connect("mysql://root:s3cret@127.0.0.1/x", 1)
+            .await
+            .expect_err("no mysql backend");
+        assert!(matches!(err, StoreError::UnsupportedUrl(_)));
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
 }
