@@ -13,7 +13,9 @@
 //! | `accountlink_upstream_requests_total` | counter | operation, aws_error_code | AWS calls (`none` = success, `transport` = no AWS answer) |
 //! | `accountlink_upstream_duration_seconds` | histogram | operation | AWS call latency, SDK retries included |
 //! | `accountlink_idempotency_outcomes_total` | counter | outcome | new, takeover, replayed, in_progress, mismatch |
-//! | `accountlink_audit_write_duration_seconds` | histogram | | the transaction that appends an audit event |
+//! | `accountlink_audit_write_duration_seconds` | histogram | | an RPC's wait for its audit event (and completion) to commit |
+//! | `accountlink_db_batch_writes` | histogram | | writes per group commit (one transaction) |
+//! | `accountlink_db_batch_duration_seconds` | histogram | | one group-commit transaction |
 //! | `accountlink_db_pool_connections` | gauge | state | pool connections: `open`, `idle`, `max` |
 //! | `accountlink_load_shed_total` | counter | | RPCs refused at the in-flight limit |
 //! | `accountlink_upstream_rate_limited_total` | counter | account_id | AWS calls refused by the local rate limit |
@@ -21,12 +23,15 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Histogram buckets for latencies, in seconds (1 ms .. 30 s).
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// Histogram buckets for writes per batch (1 .. the batch cap).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 /// RPCs answered.
 pub const RPC_REQUESTS: &str = "accountlink_rpc_requests_total";
@@ -42,6 +47,10 @@ pub const UPSTREAM_DURATION: &str = "accountlink_upstream_duration_seconds";
 pub const IDEMPOTENCY_OUTCOMES: &str = "accountlink_idempotency_outcomes_total";
 /// Audit append latency.
 pub const AUDIT_WRITE_DURATION: &str = "accountlink_audit_write_duration_seconds";
+/// Writes per group commit.
+pub const DB_BATCH_SIZE: &str = "accountlink_db_batch_writes";
+/// Duration of one group-commit transaction.
+pub const DB_BATCH_DURATION: &str = "accountlink_db_batch_duration_seconds";
 /// Database pool connections by state.
 pub const DB_POOL_CONNECTIONS: &str = "accountlink_db_pool_connections";
 /// RPCs refused at the in-flight limit.
@@ -58,6 +67,9 @@ pub fn install() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(DB_BATCH_SIZE.to_owned()), BATCH_BUCKETS)
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(handle) => {
@@ -95,7 +107,13 @@ fn describe() {
     describe_histogram!(
         AUDIT_WRITE_DURATION,
         Unit::Seconds,
-        "audit append transaction latency"
+        "an RPC's wait for its audit event to commit"
+    );
+    describe_histogram!(DB_BATCH_SIZE, "writes per group commit");
+    describe_histogram!(
+        DB_BATCH_DURATION,
+        Unit::Seconds,
+        "one group-commit transaction"
     );
     describe_gauge!(DB_POOL_CONNECTIONS, "database pool connections by state");
     describe_counter!(LOAD_SHED, "RPCs refused at the in-flight limit");

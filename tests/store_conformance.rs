@@ -194,7 +194,7 @@ mod suite {
         now: Option<OffsetDateTime>,
     ) -> ClaimOutcome {
         store
-            .claim(claim, now, &upstream_token)
+            .claim(claim, now, std::sync::Arc::new(upstream_token))
             .await
             .expect("claim")
     }

@@ -33,7 +33,6 @@ pub use ops::{
 };
 pub use verify::{Break, VerifyReport, verify};
 
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
@@ -65,49 +64,101 @@ pub fn format_event_time(time: OffsetDateTime) -> String {
         .unwrap_or_else(|_| time.unix_timestamp().to_string())
 }
 
-fn canonical_value(chain_id: &str, seq: i64, e: &AuditEvent) -> Value {
-    json!({
-        "canonical_version": CANONICAL_VERSION,
-        "chain_id": chain_id,
-        "seq": seq,
-        "event_id": e.event_id.hyphenated().to_string(),
-        "event_time": format_event_time(e.event_time),
-        "method": e.method,
-        "read_only": e.read_only,
-        "principal": e.principal,
-        "source_ip": e.source_ip,
-        "user_agent": e.user_agent,
-        "request_id": e.request_id,
-        "account_id": e.account_id,
-        "request_parameters": e.request_parameters,
-        "response_elements": e.response_elements,
-        "grpc_code": e.grpc_code,
-        "error_reason": e.error_reason,
-        "error_message": e.error_message,
-        "upstream_request_id": e.upstream_request_id,
-        "upstream_attempts": e.upstream_attempts,
-        "idempotency_outcome": e.idempotency_outcome.as_str(),
-        "client_token_sha256": e.client_token_sha256,
-        "duration_us": e.duration_us,
-    })
+/// The canonical encoding v1 of one event with its `seq` left open: the
+/// bytes before and after the `seq` member's value. Computed once per
+/// event, off the writer's path; [`CanonicalParts::row_hash`] then only
+/// hashes, once the group-commit writer knows the `seq`
+/// ([`crate::store`]). The bytes are exactly those of [`canonical`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalParts {
+    /// `{` and every member before `seq`, then `,"seq":`.
+    before: Vec<u8>,
+    /// `,` and every member after `seq`, then `}`.
+    after: Vec<u8>,
+}
+
+impl CanonicalParts {
+    /// The parts of `event` in `chain_id`. The members are written in JCS
+    /// order (RFC 8785 §3.2.3: by UTF-16 code units; every name here is
+    /// ASCII, so byte order), each value in its JCS form.
+    pub fn new(chain_id: &str, e: &AuditEvent) -> Self {
+        fn member(out: &mut Vec<u8>, name: &str, value: &impl serde::Serialize) {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            // Serializing strings, numbers and `serde_json::Value`s cannot fail.
+            out.extend(serde_json_canonicalizer::to_vec(value).unwrap_or_default());
+        }
+        let mut before = Vec::with_capacity(768);
+        before.push(b'{');
+        member(&mut before, "account_id", &e.account_id);
+        member(&mut before, "canonical_version", &CANONICAL_VERSION);
+        member(&mut before, "chain_id", &chain_id);
+        member(&mut before, "client_token_sha256", &e.client_token_sha256);
+        member(&mut before, "duration_us", &e.duration_us);
+        member(&mut before, "error_message", &e.error_message);
+        member(&mut before, "error_reason", &e.error_reason);
+        member(&mut before, "event_id", &e.event_id.hyphenated().to_string());
+        member(&mut before, "event_time", &format_event_time(e.event_time));
+        member(&mut before, "grpc_code", &e.grpc_code);
+        member(&mut before, "idempotency_outcome", &e.idempotency_outcome.as_str());
+        member(&mut before, "method", &e.method);
+        member(&mut before, "principal", &e.principal);
+        member(&mut before, "read_only", &e.read_only);
+        member(&mut before, "request_id", &e.request_id);
+        member(&mut before, "request_parameters", &e.request_parameters);
+        member(&mut before, "response_elements", &e.response_elements);
+        before.extend_from_slice(b",\"seq\":");
+        let mut after = Vec::with_capacity(256);
+        after.push(b'{');
+        member(&mut after, "source_ip", &e.source_ip);
+        member(&mut after, "upstream_attempts", &e.upstream_attempts);
+        member(&mut after, "upstream_request_id", &e.upstream_request_id);
+        member(&mut after, "user_agent", &e.user_agent);
+        after[0] = b',';
+        after.push(b'}');
+        Self { before, after }
+    }
+
+    /// The whole canonical encoding at `seq`.
+    pub fn at(&self, seq: i64) -> Vec<u8> {
+        [self.before.as_slice(), &seq_bytes(seq), self.after.as_slice()].concat()
+    }
+
+    /// `SHA-256(prev || canonical_v1(event at seq))`.
+    pub fn row_hash(&self, prev: &[u8; 32], seq: i64) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(prev);
+        hasher.update(&self.before);
+        hasher.update(seq_bytes(seq));
+        hasher.update(&self.after);
+        hasher.finalize().into()
+    }
+}
+
+/// `seq` as JCS writes a number (RFC 8785 §3.2.2.3: the shortest form of
+/// its IEEE 754 double, so a `seq` above 2^53 is rounded as it always was).
+fn seq_bytes(seq: i64) -> Vec<u8> {
+    serde_json_canonicalizer::to_vec(&seq).unwrap_or_default()
 }
 
 /// The canonical encoding v1 of an event at `seq` of `chain_id`.
 pub fn canonical(chain_id: &str, seq: i64, event: &AuditEvent) -> Vec<u8> {
-    // Serializing a `serde_json::Value` cannot fail.
-    serde_json_canonicalizer::to_vec(&canonical_value(chain_id, seq, event)).unwrap_or_default()
+    CanonicalParts::new(chain_id, event).at(seq)
 }
 
 /// `SHA-256(prev || canonical_v1(event))`.
 pub fn row_hash(prev: &[u8; 32], chain_id: &str, seq: i64, event: &AuditEvent) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(canonical(chain_id, seq, event));
-    hasher.finalize().into()
+    CanonicalParts::new(chain_id, event).row_hash(prev, seq)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
     use crate::store::IdempotencyOutcome;
 
@@ -149,6 +200,54 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""user_agent":"ua \"x\"""#));
+    }
+
+    /// The definition of v1: the JCS serialization of the whole object.
+    fn reference(chain_id: &str, seq: i64, e: &AuditEvent) -> Vec<u8> {
+        let object = json!({
+            "canonical_version": CANONICAL_VERSION,
+            "chain_id": chain_id,
+            "seq": seq,
+            "event_id": e.event_id.hyphenated().to_string(),
+            "event_time": format_event_time(e.event_time),
+            "method": e.method,
+            "read_only": e.read_only,
+            "principal": e.principal,
+            "source_ip": e.source_ip,
+            "user_agent": e.user_agent,
+            "request_id": e.request_id,
+            "account_id": e.account_id,
+            "request_parameters": e.request_parameters,
+            "response_elements": e.response_elements,
+            "grpc_code": e.grpc_code,
+            "error_reason": e.error_reason,
+            "error_message": e.error_message,
+            "upstream_request_id": e.upstream_request_id,
+            "upstream_attempts": e.upstream_attempts,
+            "idempotency_outcome": e.idempotency_outcome.as_str(),
+            "client_token_sha256": e.client_token_sha256,
+            "duration_us": e.duration_us,
+        });
+        serde_json_canonicalizer::to_vec(&object).unwrap()
+    }
+
+    #[test]
+    fn the_split_encoding_is_the_jcs_of_the_whole_object() {
+        let mut tricky = event();
+        tricky.request_parameters = json!({"seq": 1, "\u{1F600}": "\u{7f}\n\"", "b": [1.5, null, -0.0]});
+        tricky.response_elements = Some(json!({"account_link": {"seq": "x"}}));
+        tricky.error_message = Some("a \"quoted\" \u{0} \u{2028}".into());
+        tricky.source_ip = Some("::1".into());
+        for e in [event(), tricky] {
+            for seq in [1, 9, 10, 4_294_967_296, i64::MAX] {
+                assert_eq!(
+                    String::from_utf8_lossy(&canonical("default", seq, &e)),
+                    String::from_utf8_lossy(&reference("default", seq, &e)),
+                );
+                let text = String::from_utf8(canonical("default", seq, &e)).unwrap();
+                assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::proto::pb;
 use crate::proto::pb::account_link_service_server::AccountLinkService;
 use crate::store::{
     AnyStore, ClaimOutcome, IdempotencyOutcome, NewClaim, RecordKey, RecordOutcome, Store,
-    StoredOutcome,
+    StoredOutcome, UpstreamToken,
 };
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
@@ -337,16 +337,20 @@ impl<U: Upstream> AccountLinkApi<U> {
         };
 
         // Phase 1.
-        let derive = |generation: i32| {
-            upstream_client_token(
-                &self.inner.dedup.upstream_token_key,
-                &ctx.principal,
-                ctx.method,
-                &token,
-                generation,
-            )
+        let derive: UpstreamToken = {
+            let inner = Arc::clone(&self.inner);
+            let (principal, method, token) = (ctx.principal.clone(), ctx.method, token.clone());
+            Arc::new(move |generation: i32| {
+                upstream_client_token(
+                    &inner.dedup.upstream_token_key,
+                    &principal,
+                    method,
+                    &token,
+                    generation,
+                )
+            })
         };
-        let claimed = match self.inner.store.claim(&claim, None, &derive).await {
+        let claimed = match self.inner.store.claim(&claim, None, derive).await {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(ctx, draft, ApiError::database(&e)).await),
         };

@@ -19,6 +19,10 @@ pub struct RecordKey {
     pub client_token_sha256: String,
 }
 
+/// Derives the ClientToken sent to AWS for a use (generation) of a key;
+/// phase 1 calls it for a new record (generation 0) or a restarted one.
+pub type UpstreamToken = std::sync::Arc<dyn Fn(i32) -> String + Send + Sync>;
+
 /// A phase-1 claim.
 #[derive(Debug, Clone)]
 pub struct NewClaim {

@@ -26,6 +26,7 @@
 mod audit;
 mod audit_query;
 mod client_token;
+mod group_commit;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -38,7 +39,10 @@ use uuid::Uuid;
 
 pub use audit::{AuditEvent, DEFAULT_CHAIN, IdempotencyOutcome, StoredAuditEvent};
 pub use audit_query::AuditQuery;
-pub use client_token::{ClaimOutcome, NewClaim, RecordKey, RecordOutcome, StoredOutcome};
+pub use client_token::{
+    ClaimOutcome, NewClaim, RecordKey, RecordOutcome, StoredOutcome, UpstreamToken,
+};
+pub use group_commit::MAX_BATCH;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -61,6 +65,16 @@ pub enum StoreError {
     /// not 32 bytes).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The group commit this write was part of failed and was rolled back
+    /// whole: nothing of it was written ([`group_commit`]).
+    #[error("the batch this write was part of failed")]
+    Batch(#[source] std::sync::Arc<StoreError>),
+    /// The group-commit writer is gone (the store is closing).
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+    /// A batch transaction panicked (a bug); its writes were rolled back.
+    #[error("a batch transaction panicked: {0}")]
+    WriterPanicked(String),
 }
 
 /// A stream of stored audit events, in `seq` order.
@@ -122,26 +136,29 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The connection pool gauges.
     fn pool_status(&self) -> PoolStatus;
 
-    /// Phase 1 of a mutating RPC (DESIGN §5), in its own transaction: see
-    /// [`ClaimOutcome`]. Concurrent claims of one key serialize, so exactly
-    /// one of them is `Acquired`. `upstream_token(generation)` derives the
-    /// ClientToken sent to AWS for a new use of the key.
+    /// Phase 1 of a mutating RPC (DESIGN §5), committed before it returns:
+    /// see [`ClaimOutcome`]. Concurrent claims of one key serialize, so
+    /// exactly one of them is `Acquired`. `upstream_token(generation)`
+    /// derives the ClientToken sent to AWS for a new use of the key.
     ///
     /// # Errors
-    /// [`StoreError::Database`]; then nothing was written.
+    /// [`StoreError::Database`] or [`StoreError::Batch`]; then nothing was
+    /// written.
     fn claim(
         &self,
         claim: &NewClaim,
         now: Option<OffsetDateTime>,
-        upstream_token: &(dyn Fn(i32) -> String + Sync),
+        upstream_token: UpstreamToken,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
 
-    /// Phase 3 of a mutating RPC, in one transaction: records the outcome
-    /// (if `lease_id` still holds the record) and appends `event`. Returns
-    /// whether the lease still held.
+    /// Phase 3 of a mutating RPC, in one transaction (a group commit, with
+    /// other RPCs' writes): records the outcome (if `lease_id` still holds
+    /// the record) and appends `event`. Returns whether the lease still
+    /// held.
     ///
     /// # Errors
-    /// [`StoreError::Database`]; then nothing was written.
+    /// [`StoreError::Database`] or [`StoreError::Batch`]; then nothing was
+    /// written.
     fn complete(
         &self,
         key: &RecordKey,
@@ -150,11 +167,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         event: &AuditEvent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Appends one audit event to the default chain in its own
-    /// transaction; returns its `seq`.
+    /// Appends one audit event to the default chain, committed before it
+    /// returns (a group commit, with other RPCs' writes); returns its
+    /// `seq`.
     ///
     /// # Errors
-    /// [`StoreError::Database`]; then nothing was written.
+    /// [`StoreError::Database`] or [`StoreError::Batch`]; then nothing was
+    /// written.
     fn append_audit_event(
         &self,
         event: &AuditEvent,
@@ -361,7 +380,7 @@ impl Store for AnyStore {
         &self,
         claim: &NewClaim,
         now: Option<OffsetDateTime>,
-        upstream_token: &(dyn Fn(i32) -> String + Sync),
+        upstream_token: UpstreamToken,
     ) -> Result<ClaimOutcome, StoreError> {
         dispatch!(self, s => s.claim(claim, now, upstream_token).await)
     }

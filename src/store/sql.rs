@@ -366,6 +366,7 @@ macro_rules! client_token_queries {
         /// Phase 3: records the outcome of the drive holding `lease_id`.
         /// Returns `false` (and changes nothing) when that lease was lost
         /// to a takeover.
+        #[allow(dead_code, reason = "PostgreSQL completes a batch in one statement")]
         pub(super) async fn complete(
             conn: &mut $conn,
             key: &$crate::store::RecordKey,

@@ -2,6 +2,7 @@
 //! replicas share one database). Schema: `migrations/postgres`.
 
 mod audit_query;
+mod batch;
 
 /// The shared SQL of [`crate::store::sql`], for PostgreSQL: concurrent
 /// claims of one key wait on the row lock (`for update`).
@@ -24,19 +25,23 @@ use uuid::Uuid;
 
 pub use audit_query::{explain_list_audit_events, list_audit_events};
 
+use super::group_commit::GroupCommit;
 use super::{
-    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
-    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, observe_audit_write,
-    waiting,
+    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim,
+    PoolStatus, RecordKey, RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint,
+    UpstreamToken, waiting,
 };
 
 /// The embedded migrations of `migrations/postgres`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The PostgreSQL store.
+/// The PostgreSQL store: a connection pool, and the group-commit writer
+/// ([`crate::store::group_commit`]) through which every audit append and
+/// phase-3 completion of this process goes.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    writer: GroupCommit,
 }
 
 impl PgStore {
@@ -77,14 +82,17 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        let store = Self { pool };
+        let store = Self::from_pool(pool);
         store.migrate().await?;
         Ok(store)
     }
 
-    /// Wraps an existing pool (migrations not applied).
+    /// Wraps an existing pool (migrations not applied) and starts its
+    /// group-commit writer on the current tokio runtime (so it must be
+    /// called from within one).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let writer = GroupCommit::spawn(batch::PgBatch { pool: pool.clone() });
+        Self { pool, writer }
     }
 
     /// The connection pool.
@@ -142,11 +150,11 @@ impl Store for PgStore {
         &self,
         claim: &NewClaim,
         now: Option<OffsetDateTime>,
-        upstream_token: &(dyn Fn(i32) -> String + Sync),
+        upstream_token: UpstreamToken,
     ) -> Result<ClaimOutcome, StoreError> {
         let mut tx = waiting(self.pool.begin()).await?;
         let now = clock(&mut tx, now).await?;
-        let outcome = queries::claim(&mut tx, claim, now, upstream_token).await?;
+        let outcome = queries::claim(&mut tx, claim, now, &*upstream_token).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -159,23 +167,12 @@ impl Store for PgStore {
         outcome: &RecordOutcome,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let started = std::time::Instant::now();
-        let mut tx = waiting(self.pool.begin()).await?;
-        let held = queries::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
-        queries::insert_audit_event(&mut tx, event).await?;
-        tx.commit().await?;
-        observe_audit_write(started);
-        Ok(held)
+        self.writer.complete(key, lease_id, outcome, event).await
     }
 
     #[tracing::instrument(name = "db.append_audit_event", skip_all)]
     async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
-        let started = std::time::Instant::now();
-        let mut tx = waiting(self.pool.begin()).await?;
-        let seq = queries::insert_audit_event(&mut tx, event).await?;
-        tx.commit().await?;
-        observe_audit_write(started);
-        Ok(seq)
+        self.writer.append(event).await
     }
 
     #[tracing::instrument(name = "db.purge_expired", skip_all)]

@@ -26,6 +26,7 @@
 //! Several replicas must share PostgreSQL instead.
 
 mod audit_query;
+mod batch;
 
 /// The shared SQL of [`crate::store::sql`], for SQLite: every write runs in
 /// a `BEGIN IMMEDIATE` transaction on the one writer connection, which
@@ -49,11 +50,12 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::group_commit::{self, GroupCommit, Op};
 use super::sql::DbTime;
 use super::{
-    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
-    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, observe_audit_write,
-    waiting,
+    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim,
+    PoolStatus, RecordKey, RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint,
+    UpstreamToken, waiting,
 };
 
 /// The embedded migrations of `migrations/sqlite`.
@@ -69,12 +71,14 @@ const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 /// RPC's audit event) wait for one batch at most, not for a whole prefix.
 pub const RETENTION_BATCH: i64 = 10_000;
 
-/// The SQLite store: one writer connection and a pool of readers on one
-/// file.
+/// The SQLite store: one writer connection, driven by the group-commit
+/// writer ([`crate::store::group_commit`]) for every claim, completion and
+/// audit append, and a pool of readers on one file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    group: GroupCommit,
     retention_batch: i64,
 }
 
@@ -164,9 +168,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.read_only(true))
             .await?;
+        let group = GroupCommit::spawn(batch::SqliteBatch {
+            writer: writer.clone(),
+        });
         Ok(Self {
             writer,
             reader,
+            group,
             retention_batch: RETENTION_BATCH,
         })
     }
@@ -218,17 +226,22 @@ impl Store for SqliteStore {
         }
     }
 
+    /// Claims go through the group-commit writer: the one writer
+    /// connection serializes them anyway, and batching them saves a fsync
+    /// each.
     #[tracing::instrument(name = "db.claim", skip_all)]
     async fn claim(
         &self,
         claim: &NewClaim,
         now: Option<OffsetDateTime>,
-        upstream_token: &(dyn Fn(i32) -> String + Sync),
+        upstream_token: UpstreamToken,
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
-        let outcome = queries::claim(&mut tx, claim, Self::clock(now), upstream_token).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let op = Op::Claim {
+            claim: claim.clone(),
+            now,
+            upstream_token,
+        };
+        group_commit::expect_claim(self.group.submit(op).await?)
     }
 
     #[tracing::instrument(name = "db.complete", skip_all)]
@@ -239,23 +252,12 @@ impl Store for SqliteStore {
         outcome: &RecordOutcome,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let started = std::time::Instant::now();
-        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
-        let held = queries::complete(&mut tx, key, lease_id, outcome, event.event_time).await?;
-        queries::insert_audit_event(&mut tx, event).await?;
-        tx.commit().await?;
-        observe_audit_write(started);
-        Ok(held)
+        self.group.complete(key, lease_id, outcome, event).await
     }
 
     #[tracing::instrument(name = "db.append_audit_event", skip_all)]
     async fn append_audit_event(&self, event: &AuditEvent) -> Result<i64, StoreError> {
-        let started = std::time::Instant::now();
-        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
-        let seq = queries::insert_audit_event(&mut tx, event).await?;
-        tx.commit().await?;
-        observe_audit_write(started);
-        Ok(seq)
+        self.group.append(event).await
     }
 
     #[tracing::instrument(name = "db.purge_expired", skip_all)]
