@@ -192,7 +192,9 @@ fn mutation_event(claim: &NewClaim) -> AuditEvent {
 /// The store work of one mutating RPC: phase 1 then phase 3.
 async fn one_rpc<S: Store>(store: &S) -> anyhow::Result<()> {
     let claim = new_claim();
-    let outcome = store.claim(&claim, None, std::sync::Arc::new(upstream_token)).await?;
+    let outcome = store
+        .claim(&claim, None, std::sync::Arc::new(upstream_token))
+        .await?;
     let ClaimOutcome::Acquired { lease_id, .. } = outcome else {
         anyhow::bail!("a fresh key was not acquired: {outcome:?}");
     };

@@ -25,7 +25,9 @@
 //! migrated, empty store) and `async fn raw_<name>(store: &<Store>, sql:
 //! &str) -> Result<u64, sqlx::Error>` (runs one statement as the service's
 //! own connection would, for the append-only cases), then add
-//! `store_conformance_suite!(<name>, open_<name>, raw_<name>);` at the end
+//! `async fn second_<name>(store: &<Store>) -> <Store>` (a second store
+//! on the same database, as another replica would open it) and
+//! `store_conformance_suite!(<name>, open_<name>, raw_<name>, second_<name>);` at the end
 //! of this file. A new case is a `pub(crate) async fn` in [`suite`] plus
 //! its name in the macro's list.
 
@@ -34,7 +36,7 @@ use account_link_service::store::{PgStore, SqliteStore};
 /// Stamps out the suite for one backend: `$open` opens a fresh store,
 /// `$raw` runs one raw SQL statement on it (see the module docs).
 macro_rules! store_conformance_suite {
-    ($backend:ident, $open:path, $raw:path) => {
+    ($backend:ident, $open:path, $raw:path, $second:path) => {
         mod $backend {
             use super::*;
 
@@ -56,6 +58,11 @@ macro_rules! store_conformance_suite {
                 list_audit_events_pages_walk_every_event_once,
                 concurrent_claims_of_one_key_have_exactly_one_winner,
                 concurrent_appends_are_gapless_and_verify,
+                a_failed_batch_answers_none_of_its_waiters_ok,
+                completions_of_one_key_in_one_batch_keep_the_lease_rule,
+            );
+            store_conformance_suite!(@pair_cases $open, $second;
+                batches_of_two_stores_interleave_without_a_gap,
             );
             store_conformance_suite!(@raw_cases $open, $raw;
                 audit_event_is_append_only,
@@ -69,6 +76,16 @@ macro_rules! store_conformance_suite {
             async fn $case() {
                 let store = $open().await;
                 super::suite::$case(store).await;
+            }
+        )+
+    };
+    (@pair_cases $open:path, $second:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let store = $open().await;
+                let second = $second(&store).await;
+                super::suite::$case(store, second).await;
             }
         )+
     };
@@ -1298,7 +1315,11 @@ mod suite {
     }
 
     pub(crate) async fn concurrent_appends_are_gapless_and_verify<S: Store>(store: S) {
-        let tasks: Vec<_> = (0..32)
+        // More than one batch's worth at once: group commit must keep
+        // one gapless seq, in the order it hashed, and tell each waiter its
+        // own.
+        const N: i64 = 256 + 44;
+        let tasks: Vec<_> = (0..N)
             .map(|_| {
                 let store = store.clone();
                 tokio::spawn(async move {
@@ -1315,7 +1336,7 @@ mod suite {
         appended.sort_unstable();
         assert_eq!(
             appended.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
-            (1..=32).collect::<Vec<_>>()
+            (1..=N).collect::<Vec<_>>()
         );
         // Each seq holds the event that was told it.
         let stored = rows(&store).await;
@@ -1327,7 +1348,165 @@ mod suite {
             appended
         );
         let report = verified(&store).await;
-        assert_eq!((report.count, report.last_seq), (32, 32));
+        assert_eq!((report.count, report.last_seq), (N as u64, N));
+    }
+
+    /// A write the database refuses (here: an event id that is already
+    /// stored) fails its whole batch: no waiter of that batch is answered
+    /// OK, none of their rows exists, and the writers around it go on with
+    /// a gapless, verifying chain.
+    pub(crate) async fn a_failed_batch_answers_none_of_its_waiters_ok<S: Store>(store: S) {
+        let first = event("GetAccountLink", "alice", now_micros());
+        assert_eq!(store.append_audit_event(&first).await.unwrap(), 1);
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                let mut e = event("GetAccountLink", "bob", now_micros());
+                if i == 100 {
+                    e.event_id = first.event_id;
+                }
+                tokio::spawn(async move { (e.event_id, store.append_audit_event(&e).await) })
+            })
+            .collect();
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for task in tasks {
+            match task.await.unwrap() {
+                (id, Ok(seq)) => ok.push((seq, id)),
+                (id, Err(_)) => failed.push(id),
+            }
+        }
+        assert!(failed.contains(&first.event_id), "the duplicate is refused");
+        ok.sort_unstable();
+        let stored = rows(&store).await;
+        let stored_ids: std::collections::HashSet<Uuid> =
+            stored.iter().map(|r| r.event.event_id).collect();
+        for id in &failed {
+            assert!(
+                *id == first.event_id || !stored_ids.contains(id),
+                "a write of a failed batch was stored"
+            );
+        }
+        // Everything answered OK is there, at the seq it was told, and
+        // nothing else is.
+        let mut expected = vec![(1, first.event_id)];
+        expected.extend(ok.iter().copied());
+        assert_eq!(
+            stored
+                .iter()
+                .map(|r| (r.seq, r.event.event_id))
+                .collect::<Vec<_>>(),
+            expected
+        );
+        let report = verified(&store).await;
+        assert_eq!(report.count, 1 + ok.len() as u64);
+        // The writer goes on after a failed batch.
+        let next = store
+            .append_audit_event(&event("GetAccountLink", "carol", now_micros()))
+            .await
+            .unwrap();
+        assert_eq!(next, 2 + ok.len() as i64);
+    }
+
+    /// Completions of one key by the old (taken over) lease and the new one,
+    /// submitted together amid other writes so that they share batches:
+    /// the lease rule holds inside a batch as across them.
+    pub(crate) async fn completions_of_one_key_in_one_batch_keep_the_lease_rule<S: Store>(
+        store: S,
+    ) {
+        const KEYS: usize = 16;
+        let mut leases = Vec::new();
+        for k in 0..KEYS {
+            let c = claim(&format!("k-batch-{k}"), "f");
+            let old = lease(&claim_at(&store, &c, Some(T0)).await);
+            let new = lease(&claim_at(&store, &c, Some(T0 + LEASE)).await);
+            leases.push((c, old, new));
+        }
+        let noise: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append_audit_event(&event("GetAccountLink", "bob", now_micros()))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let completions: Vec<_> = leases
+            .iter()
+            .flat_map(|(c, old, new)| {
+                [
+                    (c.clone(), *old, &b"old"[..]),
+                    (c.clone(), *new, &b"new"[..]),
+                ]
+            })
+            .map(|(c, lease_id, body)| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let outcome = RecordOutcome::Completed(success(body));
+                    (body, complete(&store, &c, lease_id, outcome).await)
+                })
+            })
+            .collect();
+        for task in noise {
+            task.await.unwrap();
+        }
+        for task in completions {
+            let (body, held) = task.await.unwrap();
+            assert_eq!(held, body == b"new", "only the live lease completes");
+        }
+        for (c, _, _) in &leases {
+            assert_eq!(
+                claim_at(&store, c, Some(T0 + LEASE + SEC)).await,
+                ClaimOutcome::Replay(success(b"new"))
+            );
+        }
+        let report = verified(&store).await;
+        assert_eq!(report.count, (64 + 2 * KEYS) as u64);
+    }
+
+    /// Two stores on one database (two replicas' writers): their batches
+    /// interleave into one gapless, verifying chain.
+    pub(crate) async fn batches_of_two_stores_interleave_without_a_gap<S: Store>(
+        store: S,
+        second: S,
+    ) {
+        const EACH: usize = 150;
+        let tasks: Vec<_> = (0..2 * EACH)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    store.clone()
+                } else {
+                    second.clone()
+                };
+                tokio::spawn(async move {
+                    let e = event("GetAccountLink", "alice", now_micros());
+                    (store.append_audit_event(&e).await.unwrap(), e.event_id)
+                })
+            })
+            .collect();
+        let mut appended = Vec::new();
+        for task in tasks {
+            appended.push(task.await.unwrap());
+        }
+        appended.sort_unstable();
+        let n = i64::try_from(2 * EACH).unwrap();
+        assert_eq!(
+            appended.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            (1..=n).collect::<Vec<_>>()
+        );
+        for reader in [&store, &second] {
+            let stored = rows(reader).await;
+            assert_eq!(
+                stored
+                    .iter()
+                    .map(|r| (r.seq, r.event.event_id))
+                    .collect::<Vec<_>>(),
+                appended
+            );
+            let report = verified(reader).await;
+            assert_eq!((report.count, report.last_seq), (2 * EACH as u64, n));
+        }
     }
 }
 
@@ -1372,8 +1551,33 @@ async fn raw_sqlite(store: &SqliteStore, sql: &str) -> Result<u64, sqlx::Error> 
         .map(|done| done.rows_affected())
 }
 
-store_conformance_suite!(postgres, open_postgres, raw_postgres);
-store_conformance_suite!(sqlite, open_sqlite, raw_sqlite);
+/// A second store on the database of `store`, with its own pool and
+/// group-commit writer (as a second replica would have).
+async fn second_postgres(store: &PgStore) -> PgStore {
+    let options = (*store.pool().connect_options()).clone();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(options)
+        .await
+        .expect("a second pool");
+    PgStore::from_pool(pool)
+}
+
+/// A second store on the file of `store` (as `audit` tools or a second
+/// process would open it).
+async fn second_sqlite(store: &SqliteStore) -> SqliteStore {
+    let path = store
+        .writer()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    SqliteStore::open_path(&path, 4, false)
+        .await
+        .expect("a second store on the file")
+}
+
+store_conformance_suite!(postgres, open_postgres, raw_postgres, second_postgres);
+store_conformance_suite!(sqlite, open_sqlite, raw_sqlite, second_sqlite);
 
 /// What only SQLite needs checking: its connection settings, a REPLACE
 /// (which would delete a row without firing the delete trigger), and

@@ -101,10 +101,18 @@ impl CanonicalParts {
         member(&mut before, "duration_us", &e.duration_us);
         member(&mut before, "error_message", &e.error_message);
         member(&mut before, "error_reason", &e.error_reason);
-        member(&mut before, "event_id", &e.event_id.hyphenated().to_string());
+        member(
+            &mut before,
+            "event_id",
+            &e.event_id.hyphenated().to_string(),
+        );
         member(&mut before, "event_time", &format_event_time(e.event_time));
         member(&mut before, "grpc_code", &e.grpc_code);
-        member(&mut before, "idempotency_outcome", &e.idempotency_outcome.as_str());
+        member(
+            &mut before,
+            "idempotency_outcome",
+            &e.idempotency_outcome.as_str(),
+        );
         member(&mut before, "method", &e.method);
         member(&mut before, "principal", &e.principal);
         member(&mut before, "read_only", &e.read_only);
@@ -125,7 +133,12 @@ impl CanonicalParts {
 
     /// The whole canonical encoding at `seq`.
     pub fn at(&self, seq: i64) -> Vec<u8> {
-        [self.before.as_slice(), &seq_bytes(seq), self.after.as_slice()].concat()
+        [
+            self.before.as_slice(),
+            &seq_bytes(seq),
+            self.after.as_slice(),
+        ]
+        .concat()
     }
 
     /// `SHA-256(prev || canonical_v1(event at seq))`.
@@ -234,7 +247,8 @@ mod tests {
     #[test]
     fn the_split_encoding_is_the_jcs_of_the_whole_object() {
         let mut tricky = event();
-        tricky.request_parameters = json!({"seq": 1, "\u{1F600}": "\u{7f}\n\"", "b": [1.5, null, -0.0]});
+        tricky.request_parameters =
+            json!({"seq": 1, "\u{1F600}": "\u{7f}\n\"", "b": [1.5, null, -0.0]});
         tricky.response_elements = Some(json!({"account_link": {"seq": "x"}}));
         tricky.error_message = Some("a \"quoted\" \u{0} \u{2028}".into());
         tricky.source_ip = Some("::1".into());

@@ -86,7 +86,10 @@ pub(crate) enum Op {
 impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Append(entry) => f.debug_tuple("Append").field(&entry.event.event_id).finish(),
+            Self::Append(entry) => f
+                .debug_tuple("Append")
+                .field(&entry.event.event_id)
+                .finish(),
             Self::Complete { key, lease_id, .. } => f
                 .debug_struct("Complete")
                 .field("key", key)
@@ -448,7 +451,9 @@ mod tests {
             if i == 7 {
                 e.event.principal = "poison".into();
             }
-            rest.push(tokio::spawn(async move { writer.submit(Op::Append(e)).await }));
+            rest.push(tokio::spawn(
+                async move { writer.submit(Op::Append(e)).await },
+            ));
         }
         while QUEUE - writer.queue.capacity() < 10 {
             tokio::task::yield_now().await;

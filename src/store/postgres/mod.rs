@@ -27,9 +27,8 @@ pub use audit_query::{explain_list_audit_events, list_audit_events};
 
 use super::group_commit::GroupCommit;
 use super::{
-    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim,
-    PoolStatus, RecordKey, RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint,
-    UpstreamToken, waiting,
+    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
+    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, UpstreamToken, waiting,
 };
 
 /// The embedded migrations of `migrations/postgres`.

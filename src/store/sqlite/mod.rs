@@ -53,9 +53,8 @@ use uuid::Uuid;
 use super::group_commit::{self, GroupCommit, Op};
 use super::sql::DbTime;
 use super::{
-    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim,
-    PoolStatus, RecordKey, RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint,
-    UpstreamToken, waiting,
+    AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
+    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, UpstreamToken, waiting,
 };
 
 /// The embedded migrations of `migrations/sqlite`.
