@@ -1000,4 +1000,74 @@ mod tests {
         )
         .expect("accept");
     }
+
+    /// Not a test: times [`LinkStore::execute`] as links accumulate, the way the issue 10
+    /// benchmark drives the emulator (16 source accounts inviting fresh targets), then
+    /// `GetAccountLink` by id and by account and a full `ListAccountLinks` walk per source.
+    /// Run with `cargo test --release --lib store_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: run with --ignored --nocapture"]
+    fn store_throughput() {
+        use std::time::Instant;
+        const LINKS: usize = 20_000;
+        const SOURCES: usize = 16;
+        let source = |i: usize| format!("{:012}", 900_000_000_000_u64 + (i % SOURCES) as u64);
+        let target = |i: usize| format!("{:012}", 100_000_000_000_u64 + i as u64);
+        let mut store = LinkStore::default();
+        let mut ids = Vec::with_capacity(LINKS);
+        let started = Instant::now();
+        let mut batch = Instant::now();
+        for i in 0..LINKS {
+            let body = json!({ "TargetAccountId": target(i), "ClientToken": format!("t-{i}") });
+            let out = store
+                .execute(Operation::CreateAccountLinkInvitation, &source(i), &body)
+                .expect("create succeeds");
+            ids.push(out["AccountLink"]["AccountLinkId"].as_str().map(str::to_owned));
+            if (i + 1) % 5_000 == 0 {
+                let per = batch.elapsed() / 5_000;
+                println!("create: links {:>6}: {per:?} per call", i + 1);
+                batch = Instant::now();
+            }
+        }
+        let create = started.elapsed();
+        let started = Instant::now();
+        for (i, id) in ids.iter().enumerate() {
+            let body = json!({ "LinkId": id });
+            store
+                .execute(Operation::GetAccountLink, &target(i), &body)
+                .expect("get by id");
+        }
+        let get_id = started.elapsed();
+        let started = Instant::now();
+        for i in 0..LINKS {
+            let body = json!({ "LinkedAccountId": source(i) });
+            store
+                .execute(Operation::GetAccountLink, &target(i), &body)
+                .expect("get by account");
+        }
+        let get_account = started.elapsed();
+        let started = Instant::now();
+        let mut pages = 0_u32;
+        for s in 0..SOURCES {
+            let mut token: Option<String> = None;
+            loop {
+                let body = json!({ "NextToken": token });
+                let out = store
+                    .execute(Operation::ListAccountLinks, &source(s), &body)
+                    .expect("list");
+                pages += 1;
+                match out.get("NextToken").and_then(Value::as_str) {
+                    Some(next) => token = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+        }
+        let list = started.elapsed();
+        let per = |total: std::time::Duration, n: u32| total / n;
+        let n = u32::try_from(LINKS).expect("fits");
+        println!("create total {create:?} ({:?} per call)", per(create, n));
+        println!("get by id {:?} per call", per(get_id, n));
+        println!("get by account {:?} per call", per(get_account, n));
+        println!("list {pages} pages {:?} per page", per(list, pages));
+    }
 }
