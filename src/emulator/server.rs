@@ -271,11 +271,18 @@ impl Emulator {
 
     /// Handles a JSON 1.1 call: authenticates, resolves the operation, reads the input, and
     /// runs the operation against the links, in that order.
+    ///
+    /// Only the links' lock is taken: shared by the read-only operations, exclusive for the
+    /// others, and released before the response is serialized.
     fn handle_workspaces(&self, call: &WorkspacesCall) -> Result<Value, ApiError> {
-        let caller = call.caller.clone()?;
+        let caller = call.caller.as_deref().map_err(Clone::clone)?;
         let operation = call.operation.clone()?;
         let input = call.input.as_ref().map_err(Clone::clone)?;
-        self.lock().links.execute(operation, &caller, input)
+        if operation.is_read_only() {
+            self.read_links().query(operation, caller, input)
+        } else {
+            self.write_links().execute(operation, caller, input)
+        }
     }
 }
 
@@ -658,7 +665,10 @@ mod tests {
                             }
                             client
                                 .create_account_link_invitation()
-                                .target_account_id(format!("{:012}", 100_000_000_000_u64 + i as u64))
+                                .target_account_id(format!(
+                                    "{:012}",
+                                    100_000_000_000_u64 + i as u64
+                                ))
                                 .client_token(format!("t-{i}"))
                                 .send()
                                 .await
