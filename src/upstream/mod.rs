@@ -8,12 +8,15 @@
 //! which also decides whether a client-token record is final or retryable
 //! (DESIGN §5).
 
+mod client_cache;
+mod http_client;
 mod sdk;
 
 use std::future::Future;
 
 pub use sdk::{
-    AccountCredentials, AccountSettings, DEV_SECRET_ACCESS_KEY, SdkUpstream, UpstreamSettings,
+    AccountCredentials, AccountSettings, DEV_CLIENT_CAPACITY, DEV_SECRET_ACCESS_KEY, SdkUpstream,
+    UpstreamSettings,
 };
 
 use crate::domain::{
