@@ -53,10 +53,13 @@
 //! - Roles that require an external id: [`Emulator::require_external_id`].
 //! - `DELETE /_emulator/calls`, `DELETE /_emulator/faults`, and `GET /_emulator/links`
 //!   (every link, in creation order).
+//! - The number of TCP connections accepted, for tests of client connection pooling:
+//!   [`Emulator::connections_accepted`].
 //!
 //! # Layout
 //! - `protocol`: `X-Amz-Target`, caller identity, the error envelope.
-//! - `state`: links, lifecycle rules, client-token idempotency, pagination.
+//! - `state`: links (indexed by id and by account), lifecycle rules, client-token
+//!   idempotency, pagination.
 //! - `sts`: `AssumeRole` over the query protocol: form decoding, validation, external ids,
 //!   the XML documents.
 //! - `faults`: the fault queue.
