@@ -53,10 +53,13 @@
 //! - Roles that require an external id: [`Emulator::require_external_id`].
 //! - `DELETE /_emulator/calls`, `DELETE /_emulator/faults`, and `GET /_emulator/links`
 //!   (every link, in creation order).
+//! - The number of TCP connections accepted, for tests of client connection pooling:
+//!   [`Emulator::connections_accepted`].
 //!
 //! # Layout
 //! - `protocol`: `X-Amz-Target`, caller identity, the error envelope.
-//! - `state`: links, lifecycle rules, client-token idempotency, pagination.
+//! - `state`: links (indexed by id and by account), lifecycle rules, client-token
+//!   idempotency, pagination.
 //! - `sts`: `AssumeRole` over the query protocol: form decoding, validation, external ids,
 //!   the XML documents.
 //! - `faults`: the fault queue.
@@ -70,7 +73,10 @@ mod sts;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::serve::ListenerExt;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -87,12 +93,19 @@ pub use self::state::{AccountLink, AccountLinkStatus};
 /// server runs another.
 #[derive(Clone, Debug, Default)]
 pub struct Emulator {
+    /// The call log, faults and roles: held only to append to or read the log, take a
+    /// fault or read the roles, never while an operation runs.
     shared: Arc<Mutex<Shared>>,
+    /// The links, under their own lock: `GetAccountLink` and `ListAccountLinks` share it,
+    /// the four mutating operations hold it alone, each for the operation only (the
+    /// response is serialized after it is released).
+    links: Arc<RwLock<state::LinkStore>>,
+    /// TCP connections accepted by [`Emulator::serve`] since the emulator was created.
+    connections: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
-    links: state::LinkStore,
     calls: Vec<CallRecord>,
     /// Last call sequence number handed out; never reset, so `seq` stays unique.
     last_seq: u64,
@@ -145,6 +158,8 @@ impl Emulator {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains open connections.
+    /// Every accepted connection is counted ([`Emulator::connections_accepted`]) and gets
+    /// `TCP_NODELAY`.
     ///
     /// # Errors
     /// The I/O error that stopped the server.
@@ -156,6 +171,13 @@ impl Emulator {
         if let Ok(addr) = listener.local_addr() {
             tracing::debug!(%addr, "workspaces emulator serving");
         }
+        let connections = Arc::clone(&self.connections);
+        let listener = listener.tap_io(move |stream| {
+            connections.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set tcp_nodelay on an emulator connection");
+            }
+        });
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
@@ -238,12 +260,29 @@ impl Emulator {
 
     /// A snapshot of every link (deleted ones excluded), in creation order.
     pub fn links(&self) -> Vec<AccountLink> {
-        self.lock().links.links()
+        self.read_links().links()
+    }
+
+    /// How many TCP connections [`Emulator::serve`] has accepted since the emulator was
+    /// created, over every clone and every listener (a test's measure of connection reuse:
+    /// a client that pools its connections opens few).
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// The shared state; a panic while it was held does not make it unusable.
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The links, for a read-only operation; poisoning is ignored as in [`Emulator::lock`].
+    fn read_links(&self) -> RwLockReadGuard<'_, state::LinkStore> {
+        self.links.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The links, for a mutating operation; poisoning is ignored as in [`Emulator::lock`].
+    fn write_links(&self) -> RwLockWriteGuard<'_, state::LinkStore> {
+        self.links.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -64,6 +64,14 @@ impl Operation {
         }
     }
 
+    /// Whether the operation only reads links (`GetAccountLink`, `ListAccountLinks`).
+    pub(super) fn is_read_only(self) -> bool {
+        matches!(
+            self,
+            Operation::GetAccountLink | Operation::ListAccountLinks
+        )
+    }
+
     /// Looks an operation up by its AWS name (case-sensitive, as AWS matches it).
     pub(super) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|op| op.name() == name)

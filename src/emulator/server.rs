@@ -271,11 +271,18 @@ impl Emulator {
 
     /// Handles a JSON 1.1 call: authenticates, resolves the operation, reads the input, and
     /// runs the operation against the links, in that order.
+    ///
+    /// Only the links' lock is taken: shared by the read-only operations, exclusive for the
+    /// others, and released before the response is serialized.
     fn handle_workspaces(&self, call: &WorkspacesCall) -> Result<Value, ApiError> {
-        let caller = call.caller.clone()?;
+        let caller = call.caller.as_deref().map_err(Clone::clone)?;
         let operation = call.operation.clone()?;
         let input = call.input.as_ref().map_err(Clone::clone)?;
-        self.lock().links.execute(operation, &caller, input)
+        if operation.is_read_only() {
+            self.read_links().query(operation, caller, input)
+        } else {
+            self.write_links().execute(operation, caller, input)
+        }
     }
 }
 
@@ -617,5 +624,69 @@ mod tests {
             text.contains("is not authorized to perform: sts:AssumeRole"),
             "{text}"
         );
+    }
+
+    /// Not a test: 20 000 `CreateAccountLinkInvitation` calls through `aws-sdk-workspaces`
+    /// at concurrency 16 (16 source accounts, fresh targets), in four rounds of 5 000, so
+    /// the rate shows how the emulator copes as links accumulate. Run with
+    /// `cargo test --release --lib sdk_create_throughput -- --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: run with --ignored --nocapture"]
+    async fn sdk_create_throughput() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const ROUND: usize = 5_000;
+        const CONCURRENCY: usize = 16;
+        let running = Emulator::new().spawn().await.expect("emulator starts");
+        let config = sdk_config(running.endpoint_url()).await;
+        let clients: Vec<aws_sdk_workspaces::Client> = (0..CONCURRENCY)
+            .map(|s| {
+                let account = format!("{:012}", 900_000_000_000_u64 + s as u64);
+                let conf = aws_sdk_workspaces::config::Builder::from(&config)
+                    .credentials_provider(Credentials::new(account, "x", None, None, "static"))
+                    .build();
+                aws_sdk_workspaces::Client::from_conf(conf)
+            })
+            .collect();
+        let next = Arc::new(AtomicUsize::new(0));
+        for round in 1..=4 {
+            let end = round * ROUND;
+            let started = std::time::Instant::now();
+            let workers: Vec<_> = clients
+                .iter()
+                .cloned()
+                .map(|client| {
+                    let next = Arc::clone(&next);
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= end {
+                                next.fetch_sub(1, Ordering::Relaxed);
+                                break;
+                            }
+                            client
+                                .create_account_link_invitation()
+                                .target_account_id(format!(
+                                    "{:012}",
+                                    100_000_000_000_u64 + i as u64
+                                ))
+                                .client_token(format!("t-{i}"))
+                                .send()
+                                .await
+                                .expect("create succeeds");
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker.await.expect("worker finishes");
+            }
+            let elapsed = started.elapsed();
+            println!(
+                "round {round}: links {:>6}: {:.0} creates/s",
+                end,
+                ROUND as f64 / elapsed.as_secs_f64()
+            );
+        }
+        assert_eq!(running.emulator().links().len(), 4 * ROUND);
     }
 }

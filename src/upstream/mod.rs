@@ -7,13 +7,22 @@
 //! by AWS error code, not HTTP status (DESIGN §7), into [`UpstreamErrorKind`],
 //! which also decides whether a client-token record is final or retryable
 //! (DESIGN §5).
+//!
+//! # Layout
+//! - `sdk`: [`SdkUpstream`], the per-account SDK clients, the local rate limit,
+//!   error classification.
+//! - `http_client`: the one HTTP client (connection pool) every SDK client shares.
+//! - `client_cache`: the bounded, build-once cache of `--dev` accounts' clients.
 
+mod client_cache;
+mod http_client;
 mod sdk;
 
 use std::future::Future;
 
 pub use sdk::{
-    AccountCredentials, AccountSettings, DEV_SECRET_ACCESS_KEY, SdkUpstream, UpstreamSettings,
+    AccountCredentials, AccountSettings, DEV_CLIENT_CAPACITY, DEV_SECRET_ACCESS_KEY, SdkUpstream,
+    UpstreamSettings,
 };
 
 use crate::domain::{

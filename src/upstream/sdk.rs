@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
@@ -22,11 +22,19 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+use super::client_cache::ClientCache;
+use super::http_client::PooledHttpClient;
 use super::{AccountError, Upstream, UpstreamError, UpstreamErrorKind, UpstreamOutput};
 use crate::domain::{
     AccountId, AccountLink, AccountLinkStatus, GetAccountLinkInput, ListAccountLinksInput,
     ListAccountLinksPage, Mutation,
 };
+
+/// Most SDK clients of unconfigured acting accounts kept at once in `--dev`, where any
+/// 12-digit account may act. Past it the least recently used one is dropped (and rebuilt if
+/// that account acts again); its connections stay in the shared pool. Configured accounts
+/// do not count and are never dropped.
+pub const DEV_CLIENT_CAPACITY: usize = 1024;
 
 /// The secret access key of every emulator account in `--dev` mode. The
 /// emulator identifies the caller by the access key id alone (DESIGN §8).
@@ -88,26 +96,41 @@ pub struct UpstreamSettings {
 }
 
 /// The upstream through `aws-sdk-workspaces`: one SDK client per acting
-/// account, built once and sharing one HTTP connection pool.
+/// account, built once, every one sharing one HTTP client and so one connection
+/// pool ([`PooledHttpClient`]), credentials providers (STS AssumeRole) included.
+///
+/// The clients of configured accounts are built by [`SdkUpstream::new`] and
+/// looked up without a lock. In `--dev` (any account, emulator credentials) the
+/// client of any other account is built on its first call, exactly once however
+/// many calls race for it, and kept in a cache of at most
+/// [`DEV_CLIENT_CAPACITY`] clients (least recently used out first).
 #[derive(Debug)]
 pub struct SdkUpstream {
     base: SdkConfig,
     limiter: Limiter,
-    clients: RwLock<HashMap<AccountId, Client>>,
-    configured: usize,
+    /// The configured accounts' clients; never changes after `new`.
+    configured: HashMap<AccountId, Client>,
+    /// `--dev` with emulator credentials: the clients of other accounts.
+    dev: Option<ClientCache<AccountId, Client>>,
     any_account: bool,
-    emulator_credentials: bool,
 }
 
 impl SdkUpstream {
-    /// Loads the aws-config chain and builds a client per configured account.
+    /// Loads the aws-config chain, with one shared HTTP client, and builds a
+    /// client per configured account.
     pub async fn new(settings: &UpstreamSettings) -> Self {
+        Self::with_dev_capacity(settings, DEV_CLIENT_CAPACITY).await
+    }
+
+    /// [`SdkUpstream::new`] with room for `dev_capacity` `--dev` clients.
+    async fn with_dev_capacity(settings: &UpstreamSettings, dev_capacity: usize) -> Self {
         let retry = if settings.adaptive_retry {
             RetryConfig::adaptive()
         } else {
             RetryConfig::standard()
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(PooledHttpClient::shared())
             .retry_config(retry.with_max_attempts(settings.max_attempts.max(1)))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -163,18 +186,24 @@ impl SdkUpstream {
         Self {
             base,
             limiter: Limiter(governor::RateLimiter::keyed(quota)),
-            configured: clients.len(),
-            clients: RwLock::new(clients),
+            configured: clients,
+            dev: (settings.any_account && settings.emulator_credentials)
+                .then(|| ClientCache::new(dev_capacity)),
             any_account: settings.any_account,
-            emulator_credentials: settings.emulator_credentials,
         }
     }
 
+    /// The SDK client of `acting`: a configured account's, else in `--dev` the
+    /// cached one, built on first use.
+    ///
+    /// # Errors
+    /// `Internal` when `acting` is not configured and this is not `--dev` with
+    /// emulator credentials (resolve_account lets it through with `--dev` alone).
     fn client(&self, acting: &AccountId) -> Result<Client, UpstreamError> {
-        if let Some(client) = read(&self.clients).get(acting) {
+        if let Some(client) = self.configured.get(acting) {
             return Ok(client.clone());
         }
-        if !(self.any_account && self.emulator_credentials) {
+        let Some(dev) = &self.dev else {
             return Err(UpstreamError {
                 kind: UpstreamErrorKind::Internal,
                 aws_error_code: None,
@@ -182,10 +211,17 @@ impl SdkUpstream {
                 aws_request_id: None,
                 attempts: 0,
             });
+        };
+        let mut built = false;
+        let client = dev.get_or_build(acting, || {
+            built = true;
+            client_with(&self.base, Some(dev_credentials(acting.as_str())))
+        });
+        if built {
+            // Token buckets: twice as many accounts as clients before idle ones go.
+            self.forget_idle_buckets(dev.capacity().saturating_mul(2));
         }
-        let client = client_with(&self.base, Some(dev_credentials(acting.as_str())));
-        let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
-        Ok(clients.entry(acting.clone()).or_insert(client).clone())
+        Ok(client)
     }
 }
 
@@ -199,6 +235,16 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl SdkUpstream {
+    /// Drops the token buckets that are full again (indistinguishable from new
+    /// ones) once more than `high_water` accounts have one, so that `--dev`
+    /// with ever new accounts keeps a bounded limiter too.
+    fn forget_idle_buckets(&self, high_water: usize) {
+        if self.limiter.0.len() > high_water {
+            self.limiter.0.retain_recent();
+            self.limiter.0.shrink_to_fit();
+        }
+    }
+
     /// Takes a token for `acting` or refuses the call (DESIGN §12: local
     /// upstream rate limit; no AWS call is made).
     fn admit(&self, acting: &AccountId) -> Result<(), UpstreamError> {
@@ -236,10 +282,6 @@ fn observe<T>(operation: &'static str, started: Instant, result: &Result<T, Upst
         .increment(1);
     metrics::histogram!(crate::metrics::UPSTREAM_DURATION, "operation" => operation)
         .record(started.elapsed().as_secs_f64());
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
 fn dev_credentials(account_id: &str) -> SharedCredentialsProvider {
@@ -349,16 +391,16 @@ fn to_domain(link: Option<&aws_sdk_workspaces::types::AccountLink>) -> AccountLi
 
 impl Upstream for SdkUpstream {
     fn resolve_account(&self, requested: Option<AccountId>) -> Result<AccountId, AccountError> {
-        let clients = read(&self.clients);
+        let configured = &self.configured;
         match requested {
-            Some(account) if self.any_account || clients.contains_key(&account) => Ok(account),
+            Some(account) if self.any_account || configured.contains_key(&account) => Ok(account),
             Some(account) => Err(AccountError::NotConfigured(account)),
-            None if self.configured == 1 => Ok(clients
+            None if configured.len() == 1 => configured
                 .keys()
                 .next()
                 .cloned()
-                .ok_or(AccountError::Required(0))?),
-            None => Err(AccountError::Required(self.configured)),
+                .ok_or(AccountError::Required(0)),
+            None => Err(AccountError::Required(configured.len())),
         }
     }
 
@@ -502,5 +544,124 @@ impl Upstream for SdkUpstream {
             aws_request_id: output.request_id().map(str::to_owned),
             attempts: counter.get(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::Emulator;
+
+    fn account(i: u64) -> AccountId {
+        AccountId::parse(&format!("{:012}", 700_000_000_000 + i)).expect("12 digits")
+    }
+
+    /// `--dev` settings against `endpoint_url`, with `configured` as the only configured
+    /// account.
+    fn dev_settings(endpoint_url: String, configured: AccountId) -> UpstreamSettings {
+        UpstreamSettings {
+            region: None,
+            endpoint_url: Some(endpoint_url),
+            max_attempts: 1,
+            adaptive_retry: false,
+            operation_timeout: Duration::from_secs(10),
+            accounts: vec![AccountSettings {
+                account_id: configured,
+                credentials: AccountCredentials::Ambient,
+            }],
+            any_account: true,
+            emulator_credentials: true,
+            rate_per_sec: 1_000,
+            burst: 1_000,
+        }
+    }
+
+    fn list_input() -> ListAccountLinksInput {
+        ListAccountLinksInput {
+            link_status_filter: Vec::new(),
+            max_results: 25,
+            next_token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_acting_account_shares_one_connection_pool() {
+        const ACCOUNTS: u64 = 50;
+        let running = Emulator::new().spawn().await.expect("emulator starts");
+        let upstream = SdkUpstream::new(&dev_settings(running.endpoint_url(), account(0))).await;
+        for round in 0..2 {
+            for i in 0..=ACCOUNTS {
+                let acting = upstream
+                    .resolve_account(Some(account(i)))
+                    .expect("dev accepts any account");
+                let page = upstream
+                    .list_account_links(&acting, &list_input())
+                    .await
+                    .unwrap_or_else(|e| panic!("round {round}, account {i}: {e}"));
+                assert!(page.value.account_links.is_empty());
+            }
+        }
+        let calls = running.emulator().calls();
+        assert_eq!(
+            calls.len(),
+            2 * (usize::try_from(ACCOUNTS).expect("fits") + 1)
+        );
+        let accounts: std::collections::HashSet<_> =
+            calls.iter().filter_map(|c| c.account_id.clone()).collect();
+        assert_eq!(accounts.len(), 51, "each call acted as its own account");
+        // One client per account, built once: the configured one plus 50 in the cache.
+        assert_eq!(upstream.dev.as_ref().map(ClientCache::len), Some(50));
+        // Sequential calls reuse one pooled connection; a client per pool would open 51.
+        let opened = running.emulator().connections_accepted();
+        assert!(
+            (1..=2).contains(&opened),
+            "{opened} connections for 102 calls as 51 accounts"
+        );
+    }
+
+    #[tokio::test]
+    async fn dev_clients_stay_bounded_and_configured_ones_stay() {
+        let running = Emulator::new().spawn().await.expect("emulator starts");
+        let configured = account(0);
+        let upstream = SdkUpstream::with_dev_capacity(
+            &dev_settings(running.endpoint_url(), configured.clone()),
+            8,
+        )
+        .await;
+        for i in 1..=40 {
+            upstream
+                .list_account_links(&account(i), &list_input())
+                .await
+                .expect("dev account acts");
+            let cached = upstream.dev.as_ref().map_or(0, ClientCache::len);
+            assert!(cached <= 8, "{cached} dev clients after {i} accounts");
+        }
+        assert_eq!(upstream.dev.as_ref().map(ClientCache::len), Some(8));
+        assert!(upstream.configured.contains_key(&configured));
+        assert_eq!(upstream.resolve_account(None), Ok(configured.clone()));
+        upstream
+            .list_account_links(&configured, &list_input())
+            .await
+            .expect("the configured account still acts");
+        assert_eq!(upstream.dev.as_ref().map(ClientCache::len), Some(8));
+    }
+
+    #[tokio::test]
+    async fn unconfigured_accounts_have_no_client_without_dev_credentials() {
+        let running = Emulator::new().spawn().await.expect("emulator starts");
+        let mut settings = dev_settings(running.endpoint_url(), account(0));
+        settings.any_account = false;
+        let upstream = SdkUpstream::new(&settings).await;
+        assert!(upstream.dev.is_none());
+        assert_eq!(
+            upstream.resolve_account(Some(account(1))),
+            Err(AccountError::NotConfigured(account(1)))
+        );
+        let error = upstream
+            .list_account_links(&account(1), &list_input())
+            .await
+            .expect_err("no client");
+        assert_eq!(error.kind, UpstreamErrorKind::Internal);
+        assert!(running.emulator().calls().is_empty());
     }
 }
