@@ -16,9 +16,10 @@
 //! | `accountlink_audit_write_duration_seconds` | histogram | | an RPC's wait for its audit event (and completion) to commit |
 //! | `accountlink_db_batch_writes` | histogram | | writes per group commit (one transaction) |
 //! | `accountlink_db_batch_duration_seconds` | histogram | | one group-commit transaction |
-//! | `accountlink_db_pool_connections` | gauge | state | pool connections: `open`, `idle`, `max` |
+//! | `accountlink_db_pool_connections` | gauge | state | pool connections: `open`, `idle`, `max`, and `waiting` (callers waiting for one) |
 //! | `accountlink_load_shed_total` | counter | | RPCs refused at the in-flight limit |
 //! | `accountlink_upstream_rate_limited_total` | counter | account_id | AWS calls refused by the local rate limit |
+//! | `accountlink_health_serving` | gauge | | 1 while `grpc.health.v1` reports SERVING, 0 while NOT_SERVING |
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -57,6 +58,8 @@ pub const DB_POOL_CONNECTIONS: &str = "accountlink_db_pool_connections";
 pub const LOAD_SHED: &str = "accountlink_load_shed_total";
 /// AWS calls refused by the local per-account rate limit.
 pub const UPSTREAM_RATE_LIMITED: &str = "accountlink_upstream_rate_limited_total";
+/// The health status the service reports: 1 SERVING, 0 NOT_SERVING.
+pub const HEALTH_SERVING: &str = "accountlink_health_serving";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -120,6 +123,10 @@ fn describe() {
     describe_counter!(
         UPSTREAM_RATE_LIMITED,
         "AWS calls refused by the local per-account rate limit"
+    );
+    describe_gauge!(
+        HEALTH_SERVING,
+        "1 while grpc.health.v1 reports SERVING, 0 while NOT_SERVING"
     );
 }
 

@@ -425,7 +425,11 @@ fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ConfigError> 
     Ok(Some(tls))
 }
 
+/// Reports `status` for the whole server and both services, and exports it
+/// as `accountlink_health_serving` (1 SERVING, 0 otherwise) for alerting.
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    let serving = status == ServingStatus::Serving;
+    metrics::gauge!(crate::metrics::HEALTH_SERVING).set(if serving { 1.0 } else { 0.0 });
     reporter.set_service_status("", status).await;
     reporter.set_service_status(SERVICE_NAME, status).await;
     reporter

@@ -1,7 +1,9 @@
 //! End-to-end tests on PostgreSQL: the real server over a socket, the real
 //! SDK over HTTP to the emulator, a real PostgreSQL (one database per test).
 //! The same test sources run on SQLite in `api_sqlite.rs`; `health_db`
-//! (the database going away behind a TCP proxy) is PostgreSQL's alone.
+//! (the database going away behind a TCP proxy) and `observability` (the
+//! deploy/ rules and dashboard against the real binary, which does not
+//! depend on the backend) are PostgreSQL's alone.
 
 /// The store backend every test of this binary runs on.
 const BACKEND: helpers::Backend = helpers::Backend::Postgres;
@@ -30,6 +32,8 @@ mod hostile;
 mod lifecycle;
 #[path = "api/limits.rs"]
 mod limits;
+#[path = "api/observability.rs"]
+mod observability;
 #[path = "api/process.rs"]
 mod process;
 #[path = "api/security.rs"]

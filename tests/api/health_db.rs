@@ -1,6 +1,7 @@
 //! Health tells the truth: SERVING only while PostgreSQL answers. The test
 //! puts a TCP proxy it controls between the service and PostgreSQL and cuts
-//! it, then restores it, watching `grpc.health.v1.Health/Watch` (no polling).
+//! it, then restores it, watching `grpc.health.v1.Health/Watch` (no polling)
+//! and the `accountlink_health_serving` gauge that alerting reads.
 
 use std::net::SocketAddr;
 
@@ -12,6 +13,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::helpers::{SOURCE, reason, spawn_app_with};
+use crate::limits::{sample, scrape};
 
 /// A loopback TCP proxy to PostgreSQL that the test can cut and restore.
 struct Proxy {
@@ -79,16 +81,21 @@ async fn health_follows_the_database_and_calls_fail_unavailable_while_it_is_gone
         .unwrap()
         .into_inner();
     let mut next = async || updates.next().await.expect("an update").expect("ok").status;
+    // The gauge is set before the health service reports a change.
+    let serving = async || sample(&scrape(&app).await, "accountlink_health_serving", &[]);
     assert_eq!(next().await, 1, "SERVING at first");
+    assert_eq!(serving().await, 1.0);
 
     proxy.set_cut(true);
     assert_eq!(next().await, 2, "NOT_SERVING once the database is gone");
+    assert_eq!(serving().await, 0.0, "the gauge follows health");
     let err = app.list(SOURCE, &[], 0, "").await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(reason(&err), "DATABASE_UNAVAILABLE");
 
     proxy.set_cut(false);
     assert_eq!(next().await, 1, "SERVING again when it returns");
+    assert_eq!(serving().await, 1.0);
     app.list(SOURCE, &[], 0, "")
         .await
         .expect("calls work again");

@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 
 /// One sample of a Prometheus text exposition: the value of `name` whose
 /// labels include `labels` (0 when absent).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|line| {
@@ -69,7 +69,8 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(app: &crate::helpers::TestApp) -> String {
+/// One scrape of `app`'s `/metrics`.
+pub(crate) async fn scrape(app: &crate::helpers::TestApp) -> String {
     let stream = tokio::net::TcpStream::connect(app.metrics_addr)
         .await
         .unwrap();

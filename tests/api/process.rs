@@ -13,7 +13,8 @@ use account_link_service::store::AnyStore;
 
 use crate::helpers::{fresh_database_url, rows_as_text};
 
-fn free_port() -> u16 {
+/// A loopback port free at the time of asking (bound, then released).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -51,7 +52,7 @@ fn spawn_server(url: &str, port: u16, emulator_url: &str) -> tokio::process::Chi
 }
 
 /// A client of the server process `child` once it listens on `port`.
-async fn connect_when_listening(
+pub(crate) async fn connect_when_listening(
     child: &mut tokio::process::Child,
     port: u16,
 ) -> AccountLinkServiceClient<tonic::transport::Channel> {
