@@ -1,0 +1,230 @@
+//! The direct-SDK anchor of the throughput benchmark (docs/benchmarks.md,
+//! "Service throughput vs its anchors"): a tonic server for
+//! `accountlink.v1.AccountLinkService` whose handlers call aws-sdk-workspaces
+//! directly, with no validation beyond the account id, no authorization, no
+//! client-token dedup, no store and no audit. It is what a team without this
+//! service would run, and the yardstick of the issue's goals.
+//!
+//! - The acting account is the request's `account_id` (12 digits); its SDK
+//!   client is built once, on first use, with the emulator's static
+//!   credentials (access key id = account id). Every client shares one
+//!   SdkConfig and one HTTP client, hence one connection pool.
+//! - `CreateAccountLinkInvitation` and `GetAccountLink` go to the SDK; the
+//!   other four RPCs are UNIMPLEMENTED.
+//! - An AWS error becomes a gRPC status by its code (ResourceNotFound ->
+//!   NOT_FOUND, Validation -> INVALID_ARGUMENT, AccessDenied ->
+//!   PERMISSION_DENIED, Conflict -> ALREADY_EXISTS, Throttling ->
+//!   UNAVAILABLE, anything else -> INTERNAL).
+//!
+//! ```sh
+//! account-link-service emulator --listen 127.0.0.1:4566 &
+//! cargo run --release --example direct_sdk_server -- --listen 127.0.0.1:50062 \
+//!     --endpoint-url http://127.0.0.1:4566
+//! ```
+
+#[path = "throughput/anchor.rs"]
+mod anchor;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::RwLock;
+
+use account_link_service::proto::pb;
+use account_link_service::proto::pb::account_link_service_server::AccountLinkService;
+use account_link_service::upstream::DEV_SECRET_ACCESS_KEY;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_workspaces::Client;
+use aws_sdk_workspaces::error::ProvideErrorMetadata;
+use clap::Parser;
+use tonic::{Request, Response, Status};
+
+/// Command line.
+#[derive(Debug, Parser)]
+struct Args {
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:50062")]
+    listen: SocketAddr,
+    /// The WorkSpaces endpoint: a running `account-link-service emulator`.
+    #[arg(long, default_value = "http://127.0.0.1:4566")]
+    endpoint_url: String,
+    /// AWS Region.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+}
+
+/// The handlers: one SDK client per acting account over one shared config.
+#[derive(Debug)]
+struct DirectSdk {
+    base: SdkConfig,
+    clients: RwLock<HashMap<String, Client>>,
+}
+
+impl DirectSdk {
+    /// The SDK client of `account` (12 digits), built on first use.
+    fn client(&self, account: &str) -> Result<Client, Status> {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Status::invalid_argument("account_id must be 12 digits"));
+        }
+        if let Some(client) = self
+            .clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+        {
+            return Ok(client.clone());
+        }
+        let config = aws_sdk_workspaces::config::Builder::from(&self.base)
+            .credentials_provider(Credentials::new(
+                account,
+                DEV_SECRET_ACCESS_KEY,
+                None,
+                None,
+                "direct-sdk-server",
+            ))
+            .build();
+        let client = Client::from_conf(config);
+        Ok(self
+            .clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(account.to_owned())
+            .or_insert(client)
+            .clone())
+    }
+}
+
+/// The gRPC status of an AWS error, by its error code.
+fn status<E: ProvideErrorMetadata + std::fmt::Debug>(error: E) -> Status {
+    let message = error.message().unwrap_or("aws error").to_owned();
+    match error.code() {
+        Some("ResourceNotFoundException") => Status::not_found(message),
+        Some("ValidationException") => Status::invalid_argument(message),
+        Some("AccessDeniedException") => Status::permission_denied(message),
+        Some("ConflictException") => Status::already_exists(message),
+        Some("ThrottlingException") => Status::unavailable(message),
+        _ => Status::internal(format!("{error:?}")),
+    }
+}
+
+/// Our proto's link from the SDK's.
+fn to_pb(link: Option<&aws_sdk_workspaces::types::AccountLink>) -> Option<pb::AccountLink> {
+    use aws_sdk_workspaces::types::AccountLinkStatusEnum as Aws;
+    let link = link?;
+    let status = match link.account_link_status() {
+        Some(Aws::Linked) => pb::AccountLinkStatus::Linked,
+        Some(Aws::LinkingFailed) => pb::AccountLinkStatus::LinkingFailed,
+        Some(Aws::LinkNotFound) => pb::AccountLinkStatus::LinkNotFound,
+        Some(Aws::PendingAcceptanceByTargetAccount) => {
+            pb::AccountLinkStatus::PendingAcceptanceByTargetAccount
+        }
+        Some(Aws::Rejected) => pb::AccountLinkStatus::Rejected,
+        _ => pb::AccountLinkStatus::Unspecified,
+    };
+    Some(pb::AccountLink {
+        account_link_id: link.account_link_id().unwrap_or_default().to_owned(),
+        account_link_status: status.into(),
+        source_account_id: link.source_account_id().unwrap_or_default().to_owned(),
+        target_account_id: link.target_account_id().unwrap_or_default().to_owned(),
+    })
+}
+
+#[tonic::async_trait]
+impl AccountLinkService for DirectSdk {
+    async fn create_account_link_invitation(
+        &self,
+        request: Request<pb::CreateAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::CreateAccountLinkInvitationResponse>, Status> {
+        let request = request.into_inner();
+        let client = self.client(&request.account_id)?;
+        let client_token = if request.client_token.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            request.client_token
+        };
+        let output = client
+            .create_account_link_invitation()
+            .target_account_id(request.target_account_id)
+            .client_token(&client_token)
+            .send()
+            .await
+            .map_err(|e| status(e.into_service_error()))?;
+        Ok(Response::new(pb::CreateAccountLinkInvitationResponse {
+            account_link: to_pb(output.account_link()),
+            client_token,
+        }))
+    }
+
+    async fn accept_account_link_invitation(
+        &self,
+        _request: Request<pb::AcceptAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::AcceptAccountLinkInvitationResponse>, Status> {
+        Err(Status::unimplemented("not part of the benchmark"))
+    }
+
+    async fn reject_account_link_invitation(
+        &self,
+        _request: Request<pb::RejectAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::RejectAccountLinkInvitationResponse>, Status> {
+        Err(Status::unimplemented("not part of the benchmark"))
+    }
+
+    async fn delete_account_link_invitation(
+        &self,
+        _request: Request<pb::DeleteAccountLinkInvitationRequest>,
+    ) -> Result<Response<pb::DeleteAccountLinkInvitationResponse>, Status> {
+        Err(Status::unimplemented("not part of the benchmark"))
+    }
+
+    async fn get_account_link(
+        &self,
+        request: Request<pb::GetAccountLinkRequest>,
+    ) -> Result<Response<pb::GetAccountLinkResponse>, Status> {
+        let request = request.into_inner();
+        let client = self.client(&request.account_id)?;
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        let output = client
+            .get_account_link()
+            .set_link_id(non_empty(request.link_id))
+            .set_linked_account_id(non_empty(request.linked_account_id))
+            .send()
+            .await
+            .map_err(|e| status(e.into_service_error()))?;
+        Ok(Response::new(pb::GetAccountLinkResponse {
+            account_link: to_pb(output.account_link()),
+        }))
+    }
+
+    async fn list_account_links(
+        &self,
+        _request: Request<pb::ListAccountLinksRequest>,
+    ) -> Result<Response<pb::ListAccountLinksResponse>, Status> {
+        Err(Status::unimplemented("not part of the benchmark"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // One HTTP client (one connection pool) for every account's SDK client;
+    // without it each `Client` would build its own.
+    let http_client = aws_smithy_http_client::Builder::new().build_http();
+    let base = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(args.region))
+        .endpoint_url(&args.endpoint_url)
+        .http_client(http_client)
+        .credentials_provider(Credentials::new(
+            "000000000000",
+            DEV_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "direct-sdk-server",
+        ))
+        .load()
+        .await;
+    let service = DirectSdk {
+        base,
+        clients: RwLock::new(HashMap::new()),
+    };
+    anchor::serve(args.listen, service, "direct sdk server").await
+}
