@@ -90,7 +90,7 @@ impl PgStore {
     /// group-commit writer on the current tokio runtime (so it must be
     /// called from within one).
     pub fn from_pool(pool: PgPool) -> Self {
-        let writer = GroupCommit::spawn(batch::PgBatch { pool: pool.clone() });
+        let writer = GroupCommit::spawn(batch::PgBatch::new(pool.clone()));
         Self { pool, writer }
     }
 
