@@ -46,6 +46,10 @@ pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a keep-alive ping may go unanswered before the connection is closed.
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The per-account upstream rate limit when there is none (`--dev` with
+/// the in-process emulator): a bucket no test or walk-through empties.
+const NO_RATE_LIMIT: u32 = 1_000_000;
+
 /// The fully-qualified name of the API service, as health reports it.
 pub const SERVICE_NAME: &str = "accountlink.v1.AccountLinkService";
 
@@ -150,6 +154,13 @@ impl Application {
             ),
         }
 
+        let (rate_per_sec, burst) = args.upstream_rate_limit().unwrap_or_else(|| {
+            tracing::info!(
+                "dev mode: no local upstream rate limit for the in-process emulator \
+                 (--upstream-rate-per-sec sets one)"
+            );
+            (NO_RATE_LIMIT, NO_RATE_LIMIT)
+        });
         let mut endpoint_url = args.aws_endpoint_url.clone();
         let mut emulator = None;
         if args.dev {
@@ -176,8 +187,8 @@ impl Application {
             accounts,
             any_account: args.dev,
             emulator_credentials: args.dev || args.emulator_credentials,
-            rate_per_sec: args.upstream_rate_per_sec,
-            burst: args.upstream_burst,
+            rate_per_sec,
+            burst,
         })
         .await;
 

@@ -202,8 +202,8 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     args.upstream_timeout_secs = 5;
     args.shutdown_grace_secs = 10;
     // Tests make bursts of calls; the rate-limit test sets its own.
-    args.upstream_rate_per_sec = 10_000;
-    args.upstream_burst = 10_000;
+    args.upstream_rate_per_sec = Some(10_000);
+    args.upstream_burst = Some(10_000);
     args.metrics_listen = "127.0.0.1:0".parse().unwrap();
     configure(&mut args);
     let url = args
