@@ -1,0 +1,124 @@
+//! The gaps fault runs found (issue 11), on every backend: a caller's
+//! `grpc-timeout` is answered with the audited DEADLINE_EXCEEDED (not
+//! tonic's CANCELLED), and compressed messages are refused and audited.
+
+use std::time::Duration;
+
+use account_link_service::emulator::FaultKind;
+use account_link_service::grpc::frame;
+use account_link_service::proto::pb;
+use prost::Message;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{SOURCE, TARGET, TestApp, raw_grpc_status, reason, spawn_app};
+
+const CREATE_PATH: &str = "/accountlink.v1.AccountLinkService/CreateAccountLinkInvitation";
+
+fn create_request(token: &str) -> pb::CreateAccountLinkInvitationRequest {
+    pb::CreateAccountLinkInvitationRequest {
+        account_id: SOURCE.into(),
+        target_account_id: TARGET.into(),
+        client_token: token.into(),
+    }
+}
+
+/// The answer's `x-request-id`, which must be the audited one.
+fn request_id(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("x-request-id")
+        .unwrap_or_else(|| panic!("no x-request-id on {status:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts that `status` is DEADLINE_EXCEEDED with RetryInfo and the
+/// request id of the one audit event, which says the same.
+async fn assert_audited_deadline(app: &TestApp, status: &tonic::Status) {
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(status), "DEADLINE_EXCEEDED");
+    let details = status.check_error_details().unwrap();
+    assert!(details.retry_info().is_some(), "RetryInfo: {details:?}");
+    let events = app.audit_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].grpc_code, "DEADLINE_EXCEEDED");
+    assert_eq!(events[0].request_id, request_id(status));
+}
+
+#[tokio::test]
+async fn a_caller_grpc_timeout_is_answered_deadline_exceeded_as_audited_over_raw_http2() {
+    let app = spawn_app().await;
+    app.fault(FaultKind::Latency { millis: 2_500 }, 1);
+    let status = raw_grpc_status(
+        &app,
+        CREATE_PATH,
+        &[("grpc-timeout", "500m")],
+        frame(&create_request("raw-timeout").encode_to_vec()),
+    )
+    .await;
+    assert_audited_deadline(&app, &status).await;
+}
+
+#[tokio::test]
+async fn a_caller_grpc_timeout_is_answered_deadline_exceeded_as_audited_through_tonic() {
+    let app = spawn_app().await;
+    app.fault(FaultKind::Latency { millis: 2_500 }, 1);
+    let mut request = tonic::Request::new(create_request("tonic-timeout"));
+    request.set_timeout(Duration::from_millis(500));
+    let status = app
+        .client
+        .clone()
+        .create_account_link_invitation(request)
+        .await
+        .unwrap_err();
+    assert_audited_deadline(&app, &status).await;
+}
+
+#[tokio::test]
+async fn compressed_messages_are_refused_with_error_info_and_audited() {
+    let app = spawn_app().await;
+    let mut compressed = frame(&create_request("").encode_to_vec()).to_vec();
+    compressed[0] = 1;
+    let cases = [
+        (
+            &[("grpc-encoding", "gzip")][..],
+            Code::Unimplemented,
+            "COMPRESSION_UNSUPPORTED",
+        ),
+        (&[][..], Code::InvalidArgument, "MALFORMED_REQUEST"),
+        (
+            &[("grpc-encoding", "identity")][..],
+            Code::InvalidArgument,
+            "MALFORMED_REQUEST",
+        ),
+    ];
+    for (i, (headers, code, why)) in cases.iter().enumerate() {
+        let status =
+            raw_grpc_status(&app, CREATE_PATH, headers, compressed.clone().into()).await;
+        assert_eq!(status.code(), *code, "{headers:?}: {status:?}");
+        assert_eq!(reason(&status), *why, "{headers:?}");
+        let events = app.audit_events().await;
+        assert_eq!(events.len(), i + 1, "one audit event each: {events:?}");
+        let event = events.last().unwrap();
+        assert_eq!(event.request_id, request_id(&status));
+        assert_eq!(event.error_reason.as_deref(), Some(*why));
+        assert_eq!(
+            event.request_parameters,
+            serde_json::json!({ "malformed": true })
+        );
+    }
+    assert!(app.calls().is_empty(), "no AWS call");
+    // The flag is per message: an uncompressed one under `grpc-encoding:
+    // gzip` is served.
+    let status = raw_grpc_status(
+        &app,
+        CREATE_PATH,
+        &[("grpc-encoding", "gzip")],
+        frame(&create_request("plain-under-gzip").encode_to_vec()),
+    )
+    .await;
+    assert_eq!(status.code(), Code::Ok, "{status:?}");
+    assert_eq!(app.emu().links().len(), 1);
+}
