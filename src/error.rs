@@ -358,6 +358,19 @@ impl ApiError {
         e
     }
 
+    /// [`ApiError::database`] without a cause to log: the health probe
+    /// already saw the database down (and logged it), so the RPC fails
+    /// fast without trying it.
+    pub fn database_down() -> Self {
+        let mut e = Self::new(
+            Code::Unavailable,
+            reason::DATABASE_UNAVAILABLE,
+            "the service's database is unavailable; retry later",
+        );
+        e.details.set_retry_info(Some(DEFAULT_RETRY_DELAY));
+        e
+    }
+
     /// INTERNAL with an opaque message; the cause is logged, not sent.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %crate::telemetry::error_chain(cause), "internal error");

@@ -20,7 +20,8 @@ use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
 use crate::grpc::{
-    AccountLinkApi, DedupSettings, InFlightLimitLayer, METHODS, MalformedRequestLayer,
+    AccountLinkApi, DatabaseHealth, DedupSettings, InFlightLimitLayer, METHODS,
+    MalformedRequestLayer,
 };
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pb::account_link_service_server::AccountLinkServiceServer;
@@ -277,6 +278,7 @@ impl Application {
         let probe = tokio::spawn(health_probe(
             self.store.clone(),
             reporter.clone(),
+            self.api.database_health(),
             self.health_probe_interval,
         ));
         let purge = tokio::spawn(purge_loop(self.store.clone(), self.purge_interval));
@@ -444,8 +446,14 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
         .await;
 }
 
-/// Reports SERVING only while the database answers (DESIGN §12).
-async fn health_probe(store: AnyStore, reporter: HealthReporter, every: Duration) {
+/// Reports SERVING only while the database answers (DESIGN §12), and
+/// tells the RPCs (`database`), which fail fast while it does not.
+async fn health_probe(
+    store: AnyStore,
+    reporter: HealthReporter,
+    database: DatabaseHealth,
+    every: Duration,
+) {
     let mut interval = tokio::time::interval(every);
     let mut last = ServingStatus::Serving;
     loop {
@@ -455,6 +463,7 @@ async fn health_probe(store: AnyStore, reporter: HealthReporter, every: Duration
             Ok(Ok(())) => ServingStatus::Serving,
             _ => ServingStatus::NotServing,
         };
+        database.set_down(status == ServingStatus::NotServing);
         let pool = store.pool_status();
         metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "open")
             .set(f64::from(pool.open));

@@ -18,6 +18,7 @@ mod proptests;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -79,6 +80,25 @@ impl std::fmt::Debug for DedupSettings {
     }
 }
 
+/// What the health probe last saw of the database, shared with the RPCs
+/// (issue 11, fail fast): while it is down, an RPC is answered UNAVAILABLE
+/// `DATABASE_UNAVAILABLE` at once, before any AWS call, instead of waiting
+/// for the pool's acquire timeout (5 s). Up until a probe says otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseHealth(Arc<AtomicBool>);
+
+impl DatabaseHealth {
+    /// Records the probe's verdict.
+    pub fn set_down(&self, down: bool) {
+        self.0.store(down, Ordering::Relaxed);
+    }
+
+    /// Whether the last probe saw the database down.
+    pub fn is_down(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The `AccountLinkService` and `AuditService` implementation over an
 /// [`Upstream`] and the store.
 #[derive(Debug)]
@@ -104,6 +124,8 @@ struct Inner<U> {
     tasks: TaskTracker,
     /// Default RPC deadline; a shorter `grpc-timeout` wins.
     rpc_timeout: Duration,
+    /// The health probe's view of the database.
+    database: DatabaseHealth,
 }
 
 /// A mutation's answer before it is wrapped in the method's response type.
@@ -163,8 +185,22 @@ impl<U: Upstream> AccountLinkApi<U> {
                 policy,
                 tasks: TaskTracker::new(),
                 rpc_timeout,
+                database: DatabaseHealth::default(),
             }),
         }
+    }
+
+    /// The database health the RPCs act on; the health probe sets it.
+    pub fn database_health(&self) -> DatabaseHealth {
+        self.inner.database.clone()
+    }
+
+    /// Fails fast while the health probe sees the database down.
+    fn database_up(&self) -> Result<(), ApiError> {
+        if self.inner.database.is_down() {
+            return Err(ApiError::database_down());
+        }
+        Ok(())
     }
 
     /// The tracker of running RPC tasks (waited for at shutdown).
@@ -211,9 +247,16 @@ impl<U: Upstream> AccountLinkApi<U> {
         )
     }
 
-    /// Audits a refused or failed RPC and returns its status.
+    /// Audits a refused or failed RPC and returns its status. While the
+    /// database is known to be down the event cannot be written: it is
+    /// logged as unrecorded and the answer is `DATABASE_UNAVAILABLE`, at
+    /// once.
     async fn refuse(&self, ctx: &CallContext, draft: AuditDraft, err: ApiError) -> Status {
         let event = ctx.event(draft, Err(&err));
+        if let Err(down) = self.database_up() {
+            ctx.log_unrecorded(&event);
+            return ctx.status(down.into());
+        }
         if let Err(e) = self.inner.store.append_audit_event(&event).await {
             ctx.log_unrecorded(&event);
             return ctx.status(ApiError::database(&e).into());
@@ -273,6 +316,7 @@ impl<U: Upstream> AccountLinkApi<U> {
         draft: &mut AuditDraft,
         parsed: Result<(Option<AccountId>, T), Vec<FieldViolation>>,
     ) -> Result<(AccountId, T), ApiError> {
+        self.database_up()?;
         if let Some(err) = ctx.auth_error {
             return Err(ApiError::unauthenticated(err));
         }

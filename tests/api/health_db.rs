@@ -1,8 +1,10 @@
-//! Health tells the truth: SERVING only while PostgreSQL answers. The test
-//! puts a TCP proxy it controls between the service and PostgreSQL and cuts
-//! it, then restores it, watching `grpc.health.v1.Health/Watch` (no polling).
+//! Health tells the truth: SERVING only while PostgreSQL answers. The tests
+//! put a TCP proxy they control between the service and PostgreSQL and cut
+//! it, then restore it, watching `grpc.health.v1.Health/Watch` (no polling).
+//! While health says the database is gone, calls fail fast (issue 11).
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -11,7 +13,10 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::{SOURCE, reason, spawn_app_with};
+use account_link_service::config::ServeArgs;
+use tonic_types::StatusExt;
+
+use crate::helpers::{SOURCE, TARGET, TestApp, reason, spawn_app_with};
 
 /// A loopback TCP proxy to PostgreSQL that the test can cut and restore.
 struct Proxy {
@@ -92,4 +97,75 @@ async fn health_follows_the_database_and_calls_fail_unavailable_while_it_is_gone
     app.list(SOURCE, &[], 0, "")
         .await
         .expect("calls work again");
+}
+
+/// A service whose database is behind `proxy`, probed every 100 ms.
+async fn app_behind(proxy: &Proxy, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let proxy_addr = proxy.addr;
+    spawn_app_with(|args| {
+        args.database.database_url = Some(format!(
+            "postgres://postgres@{proxy_addr}/test_{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        args.health_probe_interval_ms = 100;
+        configure(args);
+    })
+    .await
+}
+
+/// `grpc.health.v1.Health/Watch` of the API service: the next status.
+async fn watch_health(app: &TestApp) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "accountlink.v1.AccountLinkService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn next_status(
+    updates: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+) -> i32 {
+    updates.next().await.expect("an update").expect("ok").status
+}
+
+#[tokio::test]
+async fn while_health_says_the_database_is_gone_calls_fail_fast_before_any_aws_call() {
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let app = app_behind(&proxy, |_| {}).await;
+    let mut updates = watch_health(&app).await;
+    assert_eq!(next_status(&mut updates).await, 1, "SERVING at first");
+
+    proxy.set_cut(true);
+    assert_eq!(next_status(&mut updates).await, 2, "NOT_SERVING");
+    for call in ["create", "list"] {
+        let started = Instant::now();
+        let err = match call {
+            "create" => app.create(SOURCE, TARGET, "fail-fast").await.map(drop),
+            _ => app.list(SOURCE, &[], 0, "").await.map(drop),
+        }
+        .unwrap_err();
+        let waited = started.elapsed();
+        assert_eq!(err.code(), Code::Unavailable, "{call}: {err:?}");
+        assert_eq!(reason(&err), "DATABASE_UNAVAILABLE");
+        let details = err.check_error_details().unwrap();
+        assert!(details.retry_info().is_some(), "{call}: RetryInfo");
+        assert!(err.metadata().get("x-request-id").is_some());
+        // Not the pool's 5 s acquire timeout.
+        assert!(waited < Duration::from_secs(1), "{call} waited {waited:?}");
+    }
+    assert!(app.calls().is_empty(), "no AWS call while the database is gone");
+
+    proxy.set_cut(false);
+    assert_eq!(next_status(&mut updates).await, 1, "SERVING again");
+    app.create(SOURCE, TARGET, "fail-fast")
+        .await
+        .expect("calls work again");
+    assert_eq!(app.calls().len(), 1);
 }
