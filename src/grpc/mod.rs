@@ -413,12 +413,15 @@ impl<U: Upstream> AccountLinkApi<U> {
                 upstream_client_token,
                 takeover,
             } => {
-                if takeover {
+                draft.idempotency_outcome = if takeover {
                     tracing::info!(
                         method = ctx.method,
                         "re-driving a retryable client-token record"
                     );
-                }
+                    IdempotencyOutcome::Takeover
+                } else {
+                    IdempotencyOutcome::New
+                };
                 (lease_id, upstream_client_token)
             }
             ClaimOutcome::Replay(stored) => {
@@ -440,7 +443,6 @@ impl<U: Upstream> AccountLinkApi<U> {
                     .await);
             }
         };
-        draft.idempotency_outcome = IdempotencyOutcome::New;
 
         // Phase 2: no transaction is open here.
         let result = ctx

@@ -1,10 +1,12 @@
 //! The gaps fault runs found (issue 11), on every backend: a caller's
 //! `grpc-timeout` is answered with the audited DEADLINE_EXCEEDED (not
-//! tonic's CANCELLED), and compressed messages are refused and audited.
+//! tonic's CANCELLED), compressed messages are refused and audited, and a
+//! takeover is audited as `takeover`. The database outage case (fail fast)
+//! needs the TCP proxy of `health_db`.
 
 use std::time::Duration;
 
-use account_link_service::emulator::FaultKind;
+use account_link_service::emulator::{Fault, FaultKind};
 use account_link_service::grpc::frame;
 use account_link_service::proto::pb;
 use prost::Message;
@@ -121,4 +123,39 @@ async fn compressed_messages_are_refused_with_error_info_and_audited() {
     .await;
     assert_eq!(status.code(), Code::Ok, "{status:?}");
     assert_eq!(app.emu().links().len(), 1);
+}
+
+#[tokio::test]
+async fn a_takeover_is_audited_as_takeover_not_new() {
+    let app = spawn_app().await;
+    app.emu().inject_fault(
+        Fault::new(FaultKind::InternalServerError, 1).only_for("CreateAccountLinkInvitation"),
+    );
+    let err = app.create(SOURCE, TARGET, "take-me-over").await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    app.create(SOURCE, TARGET, "take-me-over")
+        .await
+        .expect("the retry re-drives the retryable record");
+    let outcomes: Vec<String> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .map(|e| e.idempotency_outcome)
+        .collect();
+    assert_eq!(outcomes, ["new", "takeover"]);
+    // ListAuditEvents filters on it.
+    let page = account_link_service::proto::pb::audit_service_client::AuditServiceClient::connect(
+        format!("http://{}", app.addr),
+    )
+    .await
+    .unwrap()
+    .list_audit_events(pb::ListAuditEventsRequest {
+        idempotency_outcome: "takeover".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("takeover is a known outcome")
+    .into_inner();
+    assert_eq!(page.audit_events.len(), 1);
+    assert_eq!(page.audit_events[0].idempotency_outcome, "takeover");
 }
