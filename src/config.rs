@@ -318,6 +318,21 @@ pub struct ServeArgs {
     /// --upstream-rate-per-sec for --dev).
     #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_BURST")]
     pub upstream_burst: Option<u32>,
+    /// Time between completer passes, in milliseconds (the completer
+    /// re-drives client-token records whose driver went away); 0 turns it
+    /// off.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_COMPLETER_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub completer_interval_ms: u64,
+    /// Most records the completer takes over per pass.
+    #[arg(long, env = "ACCOUNT_LINK_COMPLETER_BATCH", default_value_t = 16)]
+    pub completer_batch: u32,
+    /// Most completer re-drives started per second.
+    #[arg(long, env = "ACCOUNT_LINK_COMPLETER_RATE_PER_SEC", default_value_t = 8)]
+    pub completer_rate_per_sec: u32,
     /// How often the health probe checks the database, in milliseconds.
     #[arg(
         long,

@@ -19,6 +19,10 @@
 //! | `accountlink_db_pool_connections` | gauge | state | pool connections: `open`, `idle`, `max` |
 //! | `accountlink_load_shed_total` | counter | | RPCs refused at the in-flight limit |
 //! | `accountlink_upstream_rate_limited_total` | counter | account_id | AWS calls refused by the local rate limit |
+//! | `accountlink_completer_recovered_total` | counter | | stale client-token records the completer re-drove to a final outcome, with its audit event |
+//! | `accountlink_completer_failed_total` | counter | reason | completer re-drives that did not complete the record: `upstream` (transient, stays retryable), `database`, `lease_lost`, `unreadable`, `account` |
+//! | `accountlink_completer_backlog` | gauge | | stale client-token records at the last completer pass |
+//! | `accountlink_completer_unrecoverable` | gauge | | of those, records without their canonical request (left to callers' retries) |
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -57,6 +61,15 @@ pub const DB_POOL_CONNECTIONS: &str = "accountlink_db_pool_connections";
 pub const LOAD_SHED: &str = "accountlink_load_shed_total";
 /// AWS calls refused by the local per-account rate limit.
 pub const UPSTREAM_RATE_LIMITED: &str = "accountlink_upstream_rate_limited_total";
+
+/// Records the completer re-drove to a final outcome.
+pub const COMPLETER_RECOVERED: &str = "accountlink_completer_recovered_total";
+/// Completer re-drives that did not complete their record, by reason.
+pub const COMPLETER_FAILED: &str = "accountlink_completer_failed_total";
+/// Stale client-token records at the last completer pass.
+pub const COMPLETER_BACKLOG: &str = "accountlink_completer_backlog";
+/// Stale records the completer cannot re-drive (no canonical request).
+pub const COMPLETER_UNRECOVERABLE: &str = "accountlink_completer_unrecoverable";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -120,6 +133,22 @@ fn describe() {
     describe_counter!(
         UPSTREAM_RATE_LIMITED,
         "AWS calls refused by the local per-account rate limit"
+    );
+    describe_counter!(
+        COMPLETER_RECOVERED,
+        "stale client-token records the completer re-drove to a final outcome"
+    );
+    describe_counter!(
+        COMPLETER_FAILED,
+        "completer re-drives that did not complete their record, by reason"
+    );
+    describe_gauge!(
+        COMPLETER_BACKLOG,
+        "stale client-token records at the last completer pass"
+    );
+    describe_gauge!(
+        COMPLETER_UNRECOVERABLE,
+        "stale client-token records the completer cannot re-drive"
     );
 }
 

@@ -20,7 +20,7 @@ use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
 use crate::grpc::{
-    AccountLinkApi, DatabaseHealth, DedupSettings, InFlightLimitLayer, METHODS,
+    AccountLinkApi, CompleterSettings, DatabaseHealth, DedupSettings, InFlightLimitLayer, METHODS,
     MalformedRequestLayer,
 };
 use crate::proto::FILE_DESCRIPTOR_SET;
@@ -95,6 +95,8 @@ pub struct Application {
     emulator: Option<RunningEmulator>,
     purge_interval: Duration,
     shutdown_grace: Duration,
+    /// `None` when `--completer-interval-ms 0`.
+    completer: Option<CompleterSettings>,
 }
 
 impl Application {
@@ -117,6 +119,30 @@ impl Application {
                 args.client_token_lease_secs, args.upstream_timeout_secs
             ))
             .into());
+        }
+        let completer = (args.completer_interval_ms > 0).then(|| CompleterSettings {
+            interval: Duration::from_millis(args.completer_interval_ms),
+            batch: args.completer_batch.max(1),
+            rate_per_sec: args.completer_rate_per_sec.max(1),
+            // A retryable record is its caller's for one lease.
+            retryable_after: args.client_token_lease(),
+        });
+        if let Some(c) = &completer {
+            // The last record of a batch starts (batch - 1) / rate after
+            // the first, under a lease taken for the whole batch.
+            let last_start = Duration::from_secs(1) * (c.batch - 1) / c.rate_per_sec;
+            if last_start + args.upstream_timeout() >= args.client_token_lease() {
+                return Err(ConfigError::Invalid(format!(
+                    "--completer-batch ({}) / --completer-rate-per-sec ({}) leaves the last \
+                     re-drive of a batch less than --upstream-timeout-secs ({}) of its \
+                     --client-token-lease-secs ({})",
+                    c.batch,
+                    c.rate_per_sec,
+                    args.upstream_timeout_secs,
+                    args.client_token_lease_secs
+                ))
+                .into());
+            }
         }
         let accounts = file.account_settings()?;
         let auth = Authenticator::new(&file.auth, args.dev)
@@ -234,6 +260,7 @@ impl Application {
             emulator,
             purge_interval: Duration::from_secs(args.purge_interval_secs.max(1)),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            completer,
         })
     }
 
@@ -281,6 +308,9 @@ impl Application {
             self.api.database_health(),
             self.health_probe_interval,
         ));
+        let completer = self
+            .completer
+            .map(|settings| tokio::spawn(self.api.clone().run_completer(settings)));
         let purge = tokio::spawn(purge_loop(self.store.clone(), self.purge_interval));
         let retention = self
             .retention
@@ -359,6 +389,10 @@ impl Application {
                 Ok(())
             }
         };
+        // No new re-drives; those started are RPC tasks, waited for below.
+        if let Some(task) = completer {
+            task.abort();
+        }
         // RPC bodies run as tasks that outlive a vanished caller; let them
         // write their audit events before the pool closes.
         tasks.close();

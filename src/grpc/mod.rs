@@ -9,6 +9,7 @@
 //! is audited before it is answered.
 
 pub mod audit_service;
+mod completer;
 mod context;
 mod convert;
 mod limits;
@@ -41,6 +42,7 @@ use crate::store::{
 };
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
+pub use self::completer::{COMPLETER_PRINCIPAL, CompleterSettings};
 pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
 pub use self::limits::{InFlightLimit, InFlightLimitLayer};
 pub use self::malformed::{Malformed, MalformedRequest, MalformedRequestLayer, frame};
@@ -126,6 +128,68 @@ struct Inner<U> {
     rpc_timeout: Duration,
     /// The health probe's view of the database.
     database: DatabaseHealth,
+}
+
+/// Phase 3's reading of one drive's upstream result (DESIGN §5): what the
+/// record stores, what the driver answers, and the upstream facts of the
+/// audit event. Shared by callers' drives and the completer's re-drives.
+struct Settled {
+    record: RecordOutcome,
+    answer: Result<pb::AccountLink, ApiError>,
+    upstream_request_id: Option<String>,
+    upstream_attempts: u32,
+}
+
+impl Settled {
+    /// Success and deterministic AWS client errors are final (`completed`,
+    /// replayed to later requests); transient ones leave the record
+    /// `retryable`.
+    fn of(
+        result: Result<UpstreamOutput<crate::domain::AccountLink>, UpstreamError>,
+        mutation: &Mutation,
+        acting: &AccountId,
+    ) -> Self {
+        match result {
+            Ok(out) => {
+                let link = link_to_pb(&out.value);
+                let stored = StoredOutcome {
+                    grpc_code: Code::Ok as i32,
+                    error_reason: None,
+                    message: None,
+                    details: None,
+                    body: Some(link.encode_to_vec()),
+                };
+                Self {
+                    record: RecordOutcome::Completed(stored),
+                    answer: Ok(link),
+                    upstream_request_id: out.aws_request_id,
+                    upstream_attempts: out.attempts,
+                }
+            }
+            Err(e) => {
+                let subject = mutation.parameters()[0];
+                let api = ApiError::upstream(&e, Some(mutation.kind()), subject, acting.as_str());
+                let record = if e.kind.is_final() {
+                    let status = Status::from(api.clone());
+                    RecordOutcome::Completed(StoredOutcome {
+                        grpc_code: api.code() as i32,
+                        error_reason: Some(api.reason().to_owned()),
+                        message: Some(api.message().to_owned()),
+                        details: Some(status.details().to_vec()),
+                        body: None,
+                    })
+                } else {
+                    RecordOutcome::Retryable
+                };
+                Self {
+                    record,
+                    answer: Err(api),
+                    upstream_request_id: e.aws_request_id,
+                    upstream_attempts: e.attempts,
+                }
+            }
+        }
+    }
 }
 
 /// A mutation's answer before it is wrapped in the method's response type.
@@ -366,7 +430,6 @@ impl<U: Upstream> AccountLinkApi<U> {
         let token = token.unwrap_or_else(ClientToken::generate);
         let token_sha256 = sha256_hex(token.as_str().as_bytes());
         draft.client_token_sha256 = Some(token_sha256.clone());
-        let kind = mutation.kind();
         let key = RecordKey {
             principal: ctx.principal.clone(),
             method: ctx.method,
@@ -378,6 +441,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             request_fingerprint: hex::encode(mutation.fingerprint(&acting)),
             lease: self.inner.dedup.lease,
             ttl: self.inner.dedup.ttl,
+            request_body: Some(completer::request_body(&mutation)),
         };
 
         // Phase 1.
@@ -454,41 +518,15 @@ impl<U: Upstream> AccountLinkApi<U> {
             .await;
 
         // Phase 3.
-        let (record, answer) = match result {
-            Ok(out) => {
-                draft.upstream_request_id = out.aws_request_id;
-                draft.upstream_attempts = out.attempts;
-                let link = link_to_pb(&out.value);
-                draft.response_elements = Some(link_to_json(&link));
-                let stored = StoredOutcome {
-                    grpc_code: Code::Ok as i32,
-                    error_reason: None,
-                    message: None,
-                    details: None,
-                    body: Some(link.encode_to_vec()),
-                };
-                (RecordOutcome::Completed(stored), Ok(link))
-            }
-            Err(e) => {
-                draft.upstream_request_id = e.aws_request_id.clone();
-                draft.upstream_attempts = e.attempts;
-                let subject = mutation.parameters()[0];
-                let api = ApiError::upstream(&e, Some(kind), subject, acting.as_str());
-                let record = if e.kind.is_final() {
-                    let status = Status::from(api.clone());
-                    RecordOutcome::Completed(StoredOutcome {
-                        grpc_code: api.code() as i32,
-                        error_reason: Some(api.reason().to_owned()),
-                        message: Some(api.message().to_owned()),
-                        details: Some(status.details().to_vec()),
-                        body: None,
-                    })
-                } else {
-                    RecordOutcome::Retryable
-                };
-                (record, Err(api))
-            }
-        };
+        let Settled {
+            record,
+            answer,
+            upstream_request_id,
+            upstream_attempts,
+        } = Settled::of(result, &mutation, &acting);
+        draft.upstream_request_id = upstream_request_id;
+        draft.upstream_attempts = upstream_attempts;
+        draft.response_elements = answer.as_ref().ok().map(link_to_json);
         let event = ctx.event(draft, answer.as_ref().map(|_| ()));
         match self
             .inner

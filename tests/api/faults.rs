@@ -1,8 +1,8 @@
 //! The gaps fault runs found (issue 11), on every backend: a caller's
 //! `grpc-timeout` is answered with the audited DEADLINE_EXCEEDED (not
 //! tonic's CANCELLED), compressed messages are refused and audited, and a
-//! takeover is audited as `takeover`. The database outage case (fail fast)
-//! needs the TCP proxy of `health_db`.
+//! takeover is audited as `takeover`. The database outage cases (fail
+//! fast, the completer) need the TCP proxy of `health_db`.
 
 use std::time::Duration;
 
@@ -97,8 +97,7 @@ async fn compressed_messages_are_refused_with_error_info_and_audited() {
         ),
     ];
     for (i, (headers, code, why)) in cases.iter().enumerate() {
-        let status =
-            raw_grpc_status(&app, CREATE_PATH, headers, compressed.clone().into()).await;
+        let status = raw_grpc_status(&app, CREATE_PATH, headers, compressed.clone().into()).await;
         assert_eq!(status.code(), *code, "{headers:?}: {status:?}");
         assert_eq!(reason(&status), *why, "{headers:?}");
         let events = app.audit_events().await;
@@ -131,7 +130,10 @@ async fn a_takeover_is_audited_as_takeover_not_new() {
     app.emu().inject_fault(
         Fault::new(FaultKind::InternalServerError, 1).only_for("CreateAccountLinkInvitation"),
     );
-    let err = app.create(SOURCE, TARGET, "take-me-over").await.unwrap_err();
+    let err = app
+        .create(SOURCE, TARGET, "take-me-over")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     app.create(SOURCE, TARGET, "take-me-over")
         .await
@@ -158,4 +160,49 @@ async fn a_takeover_is_audited_as_takeover_not_new() {
     .into_inner();
     assert_eq!(page.audit_events.len(), 1);
     assert_eq!(page.audit_events[0].idempotency_outcome, "takeover");
+}
+
+#[tokio::test]
+async fn a_retryable_record_its_caller_abandons_is_completed_by_the_completer() {
+    let app = crate::helpers::spawn_app_with(|args| {
+        args.upstream_timeout_secs = 1;
+        args.client_token_lease_secs = 2;
+        args.completer_interval_ms = 100;
+        args.completer_rate_per_sec = 100;
+    })
+    .await;
+    app.emu().inject_fault(
+        Fault::new(FaultKind::InternalServerError, 1).only_for("CreateAccountLinkInvitation"),
+    );
+    let err = app.create(SOURCE, TARGET, "abandoned").await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(app.emu().links().is_empty(), "the 5xx applied nothing");
+    // No retry from the caller: the completer takes the record once it has
+    // been left alone for a lease (2 s).
+    let recovered = crate::helpers::wait_for_audit(&app, Duration::from_secs(15), |e| {
+        e.principal == "system:completer"
+    })
+    .await;
+    assert_eq!(recovered.idempotency_outcome, "recovered");
+    assert_eq!(recovered.grpc_code, "OK");
+    assert_eq!(recovered.method, "CreateAccountLinkInvitation");
+    assert_eq!(recovered.account_id.as_deref(), Some(SOURCE));
+    assert_eq!(recovered.request_parameters["on_behalf_of"], "anonymous");
+    let links = app.emu().links();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        recovered.response_elements.as_ref().unwrap()["AccountLink"]["AccountLinkId"],
+        links[0].account_link_id.as_str()
+    );
+    // Both drives sent the same upstream ClientToken.
+    let tokens: Vec<_> = app.calls().into_iter().map(|c| c.client_token).collect();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], tokens[1]);
+    // The caller who comes back later gets the recovered outcome replayed.
+    let replayed = app.create(SOURCE, TARGET, "abandoned").await.unwrap();
+    assert_eq!(
+        replayed.account_link.unwrap().account_link_id,
+        links[0].account_link_id
+    );
+    assert_eq!(app.calls().len(), 2, "the replay made no AWS call");
 }

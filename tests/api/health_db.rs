@@ -1,11 +1,14 @@
 //! Health tells the truth: SERVING only while PostgreSQL answers. The tests
 //! put a TCP proxy they control between the service and PostgreSQL and cut
 //! it, then restore it, watching `grpc.health.v1.Health/Watch` (no polling).
-//! While health says the database is gone, calls fail fast (issue 11).
+//! While health says the database is gone, calls fail fast; after it comes
+//! back, the completer audits the changes that reached AWS meanwhile
+//! without any caller retry (issue 11).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use account_link_service::proto::pb;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
@@ -14,9 +17,10 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use account_link_service::config::ServeArgs;
+use account_link_service::emulator::{Fault, FaultKind};
 use tonic_types::StatusExt;
 
-use crate::helpers::{SOURCE, TARGET, TestApp, reason, spawn_app_with};
+use crate::helpers::{SOURCE, TARGET, TestApp, reason, spawn_app_with, wait_for_audit};
 
 /// A loopback TCP proxy to PostgreSQL that the test can cut and restore.
 struct Proxy {
@@ -129,9 +133,7 @@ async fn watch_health(app: &TestApp) -> tonic::Streaming<tonic_health::pb::Healt
         .into_inner()
 }
 
-async fn next_status(
-    updates: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
-) -> i32 {
+async fn next_status(updates: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>) -> i32 {
     updates.next().await.expect("an update").expect("ok").status
 }
 
@@ -160,7 +162,10 @@ async fn while_health_says_the_database_is_gone_calls_fail_fast_before_any_aws_c
         // Not the pool's 5 s acquire timeout.
         assert!(waited < Duration::from_secs(1), "{call} waited {waited:?}");
     }
-    assert!(app.calls().is_empty(), "no AWS call while the database is gone");
+    assert!(
+        app.calls().is_empty(),
+        "no AWS call while the database is gone"
+    );
 
     proxy.set_cut(false);
     assert_eq!(next_status(&mut updates).await, 1, "SERVING again");
@@ -168,4 +173,69 @@ async fn while_health_says_the_database_is_gone_calls_fail_fast_before_any_aws_c
         .await
         .expect("calls work again");
     assert_eq!(app.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_change_that_reached_aws_before_an_outage_is_audited_by_the_completer_without_a_retry() {
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let app = app_behind(&proxy, |args| {
+        args.upstream_timeout_secs = 1;
+        args.client_token_lease_secs = 2;
+        args.completer_interval_ms = 100;
+        args.completer_rate_per_sec = 100;
+    })
+    .await;
+    app.emu().inject_fault(
+        Fault::new(FaultKind::Latency { millis: 500 }, 1).only_for("CreateAccountLinkInvitation"),
+    );
+    let client = app.client.clone();
+    let create = tokio::spawn(async move {
+        client
+            .clone()
+            .create_account_link_invitation(pb::CreateAccountLinkInvitationRequest {
+                account_id: SOURCE.into(),
+                target_account_id: TARGET.into(),
+                client_token: "outage".into(),
+            })
+            .await
+    });
+    // The AWS call has started (the emulator logs it on arrival; it lands
+    // 500 ms later): now the database goes away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.calls().is_empty() {
+        assert!(Instant::now() < deadline, "the create never reached AWS");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.set_cut(true);
+    let err = create.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(reason(&err), "DATABASE_UNAVAILABLE");
+    let links = app.emu().links();
+    assert_eq!(links.len(), 1, "the change reached AWS");
+
+    proxy.set_cut(false);
+    // No caller retries. The record's lease (2 s) runs out, the completer
+    // re-drives it and writes the audit event.
+    let recovered = wait_for_audit(&app, Duration::from_secs(30), |e| {
+        e.method == "CreateAccountLinkInvitation" && e.grpc_code == "OK"
+    })
+    .await;
+    assert_eq!(recovered.principal, "system:completer");
+    assert_eq!(recovered.idempotency_outcome, "recovered");
+    assert_eq!(
+        recovered.response_elements.as_ref().unwrap()["AccountLink"]["AccountLinkId"],
+        links[0].account_link_id.as_str(),
+        "the audit event names the link made at AWS"
+    );
+    assert_eq!(
+        app.emu().links().len(),
+        1,
+        "the re-drive applied nothing twice"
+    );
+    let tokens: Vec<_> = app.calls().into_iter().map(|c| c.client_token).collect();
+    assert_eq!(tokens.len(), 2, "one re-drive");
+    assert_eq!(tokens[0], tokens[1], "with the same upstream ClientToken");
+    let state =
+        crate::helpers::fetch_text(&app.store, "select state from client_token_record", None).await;
+    assert_eq!(state, "completed");
 }

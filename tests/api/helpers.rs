@@ -461,6 +461,40 @@ pub(crate) async fn audit_events_of(store: &AnyStore) -> Vec<AuditRow> {
         .collect()
 }
 
+/// The first audit event of `app` that `matches`, waiting for it (a
+/// bounded poll of the store, for events written by background tasks such
+/// as the completer); panics after `within`.
+pub(crate) async fn wait_for_audit(
+    app: &TestApp,
+    within: std::time::Duration,
+    matches: impl Fn(&AuditRow) -> bool,
+) -> AuditRow {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        use tokio_stream::StreamExt;
+        // The store may be unreachable for a while (outage tests).
+        let rows: Vec<_> = app
+            .store
+            .audit_rows_between(DEFAULT_CHAIN, 1, i64::MAX)
+            .collect()
+            .await;
+        if rows.iter().all(Result::is_ok) {
+            let found = audit_events_of(&app.store)
+                .await
+                .into_iter()
+                .find(|e| matches(e));
+            if let Some(found) = found {
+                return found;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no matching audit event within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The rich details of `status`, asserting its code first.
 pub(crate) fn details(status: &Status, code: Code) -> ErrorDetails {
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
