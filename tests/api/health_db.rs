@@ -239,3 +239,108 @@ async fn a_change_that_reached_aws_before_an_outage_is_audited_by_the_completer_
         crate::helpers::fetch_text(&app.store, "select state from client_token_record", None).await;
     assert_eq!(state, "completed");
 }
+
+/// The fault run of issue 11, as a test (40 s, so run on demand:
+/// `cargo nextest run --test api_postgres --run-ignored only --no-capture
+/// -E 'test(outage_under_load)'`): 4 clients create invitations for 40 s
+/// while PostgreSQL goes away twice for 5 s; no client retries anything.
+/// Prints the answers by code, then waits for the completer and asserts
+/// that every link made at AWS has its audit event.
+#[tokio::test]
+#[ignore = "a 40 s fault run"]
+async fn outage_under_load_leaves_no_aws_change_unaudited() {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let app = app_behind(&proxy, |args| {
+        args.upstream_timeout_secs = 2;
+        args.client_token_lease_secs = 5;
+        args.completer_interval_ms = 500;
+        args.completer_rate_per_sec = 50;
+    })
+    .await;
+    // Every AWS call takes 50 ms, so outages catch calls in flight.
+    app.emu().inject_fault(
+        Fault::new(FaultKind::Latency { millis: 50 }, 1_000_000)
+            .only_for("CreateAccountLinkInvitation"),
+    );
+    let answers: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let started = Instant::now();
+    let run = Duration::from_secs(40);
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let client = app.client.clone();
+            let answers = Arc::clone(&answers);
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while started.elapsed() < run {
+                    n += 1;
+                    let answer = client
+                        .clone()
+                        .create_account_link_invitation(pb::CreateAccountLinkInvitationRequest {
+                            account_id: SOURCE.into(),
+                            target_account_id: format!("{}", 200_000_000_000 + c * 10_000_000 + n),
+                            client_token: uuid::Uuid::new_v4().to_string(),
+                        })
+                        .await;
+                    let key = match answer {
+                        Ok(_) => "OK".to_owned(),
+                        Err(e) => {
+                            let why = e
+                                .check_error_details()
+                                .ok()
+                                .and_then(|d| d.error_info().map(|i| i.reason.clone()))
+                                .unwrap_or_default();
+                            format!("{:?} {why}", e.code())
+                        }
+                    };
+                    *answers.lock().unwrap().entry(key).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for (at, cut) in [(10, true), (15, false), (25, true), (30, false)] {
+        tokio::time::sleep_until((started + Duration::from_secs(at)).into()).await;
+        proxy.set_cut(cut);
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let answers = answers.lock().unwrap().clone();
+    let links = app.emu().links();
+    println!("answers by code: {answers:?}");
+    println!("AWS-side changes (links made): {}", links.len());
+    // No caller retries: the completer must audit what reached AWS.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let unaudited = loop {
+        let events = crate::helpers::audit_events_of(&app.store).await;
+        let audited: std::collections::HashSet<String> = events
+            .iter()
+            .filter(|e| e.method == "CreateAccountLinkInvitation" && e.grpc_code == "OK")
+            .filter_map(|e| {
+                e.response_elements.as_ref()?["AccountLink"]["AccountLinkId"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        let unaudited = links
+            .iter()
+            .filter(|l| !audited.contains(&l.account_link_id))
+            .count();
+        if unaudited == 0 || Instant::now() > deadline {
+            let recovered = events
+                .iter()
+                .filter(|e| e.idempotency_outcome == "recovered")
+                .count();
+            println!(
+                "audit events: {}, recovered by the completer: {recovered}",
+                events.len()
+            );
+            break unaudited;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!("AWS-side changes without an audit event after recovery: {unaudited}");
+    assert_eq!(unaudited, 0);
+}
