@@ -40,7 +40,8 @@ use super::{AccountLinkApi, Settled};
 use crate::domain::{AccountId, LinkId, Mutation};
 use crate::error::code_name;
 use crate::store::{
-    AuditEvent, IdempotencyOutcome, RecordKey, RecordOutcome, StaleRecord, Store, StoreError,
+    AuditEvent, IdempotencyOutcome, RecordKey, RecordOutcome, StaleBacklog, StaleRecord, Store,
+    StoreError,
 };
 use crate::upstream::Upstream;
 
@@ -103,6 +104,15 @@ fn mutation_of(method: &str, body: &str) -> Option<Mutation> {
     })
 }
 
+/// What one completer pass saw and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompleterPass {
+    /// The backlog at the start of the pass.
+    pub backlog: StaleBacklog,
+    /// How many records it took over and re-drove.
+    pub redriven: usize,
+}
+
 /// Counts a re-drive that did not complete its record.
 fn failed(reason: &'static str) {
     metrics::counter!(crate::metrics::COMPLETER_FAILED, "reason" => reason).increment(1);
@@ -116,41 +126,53 @@ impl<U: Upstream> AccountLinkApi<U> {
     pub async fn run_completer(self, settings: CompleterSettings) {
         let mut interval = tokio::time::interval(settings.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unrecoverable = 0;
         loop {
             interval.tick().await;
             if self.inner.database.is_down() {
                 continue;
             }
-            if let Err(e) = self.complete_stale(&settings).await {
-                tracing::warn!(
+            match self.complete_stale(&settings).await {
+                // Said once per change, not every pass.
+                Ok(pass) if pass.backlog.without_request != unrecoverable => {
+                    unrecoverable = pass.backlog.without_request;
+                    if unrecoverable > 0 {
+                        tracing::warn!(
+                            records = unrecoverable,
+                            "stale client-token records without their canonical request \
+                             cannot be re-driven by the completer; they are left to their \
+                             callers' retries"
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
                     error = %crate::telemetry::error_chain(&e),
                     "completer pass failed"
-                );
+                ),
             }
         }
     }
 
-    /// One completer pass (see the module docs); returns how many records
-    /// it re-drove.
+    /// One completer pass (see the module docs).
     ///
     /// # Errors
     /// [`StoreError`] when the backlog or the takeover cannot be read or
     /// written (then nothing was taken over).
-    pub async fn complete_stale(&self, settings: &CompleterSettings) -> Result<usize, StoreError> {
+    pub async fn complete_stale(
+        &self,
+        settings: &CompleterSettings,
+    ) -> Result<CompleterPass, StoreError> {
         let store = &self.inner.store;
         let backlog = store.stale_backlog(None, settings.retryable_after).await?;
         metrics::gauge!(crate::metrics::COMPLETER_BACKLOG).set(backlog.stale as f64);
         metrics::gauge!(crate::metrics::COMPLETER_UNRECOVERABLE)
             .set(backlog.without_request as f64);
-        if backlog.without_request > 0 {
-            tracing::warn!(
-                records = backlog.without_request,
-                "stale client-token records without their canonical request cannot be \
-                 re-driven by the completer; they are left to their callers' retries"
-            );
-        }
         if backlog.stale <= backlog.without_request {
-            return Ok(0);
+            return Ok(CompleterPass {
+                backlog,
+                redriven: 0,
+            });
         }
         let taken = store
             .take_over_stale(
@@ -178,7 +200,10 @@ impl<U: Upstream> AccountLinkApi<U> {
         for drive in drives {
             let _ = drive.await;
         }
-        Ok(count)
+        Ok(CompleterPass {
+            backlog,
+            redriven: count,
+        })
     }
 
     /// Re-drives one taken-over record through phases 2 and 3.

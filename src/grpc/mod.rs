@@ -42,7 +42,7 @@ use crate::store::{
 };
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
-pub use self::completer::{COMPLETER_PRINCIPAL, CompleterSettings};
+pub use self::completer::{COMPLETER_PRINCIPAL, CompleterPass, CompleterSettings};
 pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
 pub use self::limits::{InFlightLimit, InFlightLimitLayer};
 pub use self::malformed::{Malformed, MalformedRequest, MalformedRequestLayer, frame};
