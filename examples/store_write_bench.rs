@@ -142,6 +142,7 @@ fn new_claim() -> NewClaim {
         request_fingerprint: token_hash(),
         lease: Duration::from_secs(60),
         ttl: Duration::from_secs(24 * 3600),
+        request_body: None,
     }
 }
 

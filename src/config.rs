@@ -310,11 +310,29 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCOUNT_LINK_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
     /// AWS calls per second allowed per acting account (token bucket).
-    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_RATE_PER_SEC", default_value_t = 5)]
-    pub upstream_rate_per_sec: u32,
-    /// Token-bucket burst per acting account.
-    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_BURST", default_value_t = 10)]
-    pub upstream_burst: u32,
+    /// Default 5; in --dev with the in-process emulator, no local limit
+    /// unless this (or --upstream-burst) is given.
+    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_RATE_PER_SEC")]
+    pub upstream_rate_per_sec: Option<u32>,
+    /// Token-bucket burst per acting account. Default 10 (see
+    /// --upstream-rate-per-sec for --dev).
+    #[arg(long, env = "ACCOUNT_LINK_UPSTREAM_BURST")]
+    pub upstream_burst: Option<u32>,
+    /// Time between completer passes, in milliseconds (the completer
+    /// re-drives client-token records whose driver went away); 0 turns it
+    /// off.
+    #[arg(
+        long,
+        env = "ACCOUNT_LINK_COMPLETER_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub completer_interval_ms: u64,
+    /// Most records the completer takes over per pass.
+    #[arg(long, env = "ACCOUNT_LINK_COMPLETER_BATCH", default_value_t = 16)]
+    pub completer_batch: u32,
+    /// Most completer re-drives started per second.
+    #[arg(long, env = "ACCOUNT_LINK_COMPLETER_RATE_PER_SEC", default_value_t = 8)]
+    pub completer_rate_per_sec: u32,
     /// How often the health probe checks the database, in milliseconds.
     #[arg(
         long,
@@ -373,6 +391,21 @@ impl ServeArgs {
     /// `--client-token-lease-secs` as a duration.
     pub fn client_token_lease(&self) -> Duration {
         Duration::from_secs(self.client_token_lease_secs)
+    }
+
+    /// The per-account upstream rate limit `(calls per second, burst)`:
+    /// the flags, else 5/s with a burst of 10, except in `--dev` against
+    /// the in-process emulator (no `--aws-endpoint-url`), where it is off
+    /// (`None`) unless a flag is given: a walk-through or a test suite
+    /// against `serve --dev` must not be throttled by a production limit.
+    pub fn upstream_rate_limit(&self) -> Option<(u32, u32)> {
+        const RATE: u32 = 5;
+        const BURST: u32 = 10;
+        let in_process = self.dev && self.aws_endpoint_url.is_none();
+        match (self.upstream_rate_per_sec, self.upstream_burst) {
+            (None, None) if in_process => None,
+            (rate, burst) => Some((rate.unwrap_or(RATE), burst.unwrap_or(BURST))),
+        }
     }
 
     /// `--client-token-ttl-hours` as a duration.
@@ -594,5 +627,39 @@ mod tests {
         };
         assert!(serve.dev);
         assert_eq!(serve.aws_max_attempts, 3);
+    }
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(
+            ["account-link-service", "serve"]
+                .iter()
+                .chain(args)
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
+        *serve
+    }
+
+    #[test]
+    fn dev_with_the_in_process_emulator_has_no_local_rate_limit_unless_asked() {
+        assert_eq!(serve(&["--dev"]).upstream_rate_limit(), None);
+        assert_eq!(
+            serve(&["--dev", "--upstream-rate-per-sec", "2"]).upstream_rate_limit(),
+            Some((2, 10))
+        );
+        assert_eq!(
+            serve(&["--dev", "--upstream-burst", "3"]).upstream_rate_limit(),
+            Some((5, 3))
+        );
+        // Against another endpoint, and outside dev, the production default.
+        assert_eq!(
+            serve(&["--dev", "--aws-endpoint-url", "http://127.0.0.1:4566"]).upstream_rate_limit(),
+            Some((5, 10))
+        );
+        assert_eq!(serve(&[]).upstream_rate_limit(), Some((5, 10)));
     }
 }

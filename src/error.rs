@@ -32,6 +32,10 @@ pub mod reason {
     pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
     /// The request message is not valid protobuf for its method.
     pub const MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
+    /// The request message is compressed; only uncompressed messages are
+    /// accepted (UNIMPLEMENTED, as gRPC specifies for an unsupported
+    /// `grpc-encoding`).
+    pub const COMPRESSION_UNSUPPORTED: &str = "COMPRESSION_UNSUPPORTED";
     /// The request message exceeds the size limit.
     pub const MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
     /// A client token was reused with other parameters (AWS RAM rules).
@@ -120,7 +124,9 @@ impl ApiError {
     /// An undecodable request (INVALID_ARGUMENT, reason
     /// `MALFORMED_REQUEST`, BadRequest on the whole message) or one over
     /// the size limit (RESOURCE_EXHAUSTED, reason `MESSAGE_TOO_LARGE`, as
-    /// gRPC specifies for size limits).
+    /// gRPC specifies for size limits), or a compressed one (UNIMPLEMENTED,
+    /// reason `COMPRESSION_UNSUPPORTED`, when `grpc-encoding` names the
+    /// compression; else INVALID_ARGUMENT `MALFORMED_REQUEST`).
     pub fn malformed(malformed: &Malformed) -> Self {
         match malformed {
             Malformed::TooLarge(limit) => Self::new(
@@ -129,6 +135,24 @@ impl ApiError {
                 format!("the request message exceeds {limit} bytes"),
             ),
             Malformed::Undecodable(why) => {
+                let mut e = Self::new(Code::InvalidArgument, reason::MALFORMED_REQUEST, why);
+                e.details.add_bad_request_violation("", why);
+                e
+            }
+            Malformed::Compressed {
+                encoding: Some(encoding),
+            } => Self::new(
+                Code::Unimplemented,
+                reason::COMPRESSION_UNSUPPORTED,
+                format!(
+                    "the request message is compressed with {:?}; this service accepts \
+                     uncompressed messages only (grpc-accept-encoding: identity)",
+                    encoding.chars().take(64).collect::<String>()
+                ),
+            ),
+            Malformed::Compressed { encoding: None } => {
+                let why = "the message's compressed flag is set but grpc-encoding names no \
+                           compression";
                 let mut e = Self::new(Code::InvalidArgument, reason::MALFORMED_REQUEST, why);
                 e.details.add_bad_request_violation("", why);
                 e
@@ -290,11 +314,15 @@ impl ApiError {
                 e
             }
             UpstreamErrorKind::Internal => return Self::internal(err),
-            UpstreamErrorKind::DeadlineExceeded => Self::new(
-                Code::DeadlineExceeded,
-                reason::DEADLINE_EXCEEDED,
-                "the deadline passed during the AWS call; its outcome is unknown: retry with the same client_token",
-            ),
+            UpstreamErrorKind::DeadlineExceeded => {
+                let mut e = Self::new(
+                    Code::DeadlineExceeded,
+                    reason::DEADLINE_EXCEEDED,
+                    "the deadline passed during the AWS call; its outcome is unknown: retry with the same client_token",
+                );
+                e.details.set_retry_info(Some(DEFAULT_RETRY_DELAY));
+                e
+            }
             UpstreamErrorKind::RateLimited { retry_after } => {
                 let mut e = Self::new(
                     Code::ResourceExhausted,
@@ -321,6 +349,19 @@ impl ApiError {
     /// cause is logged, not sent.
     pub fn database(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %crate::telemetry::error_chain(cause), "database unavailable");
+        let mut e = Self::new(
+            Code::Unavailable,
+            reason::DATABASE_UNAVAILABLE,
+            "the service's database is unavailable; retry later",
+        );
+        e.details.set_retry_info(Some(DEFAULT_RETRY_DELAY));
+        e
+    }
+
+    /// [`ApiError::database`] without a cause to log: the health probe
+    /// already saw the database down (and logged it), so the RPC fails
+    /// fast without trying it.
+    pub fn database_down() -> Self {
         let mut e = Self::new(
             Code::Unavailable,
             reason::DATABASE_UNAVAILABLE,

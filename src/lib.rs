@@ -16,7 +16,8 @@
 //! - [`proto`] — the generated `accountlink.v1` code (`pb`) and descriptors.
 //! - [`domain`] — validated newtypes (`AccountId`, `LinkId`, `ClientToken`…)
 //!   and the request fingerprint.
-//! - [`grpc`] — the service: validation, dedup phases, audit, answers.
+//! - [`grpc`] — the service: validation, dedup phases, audit, answers, and
+//!   the completer that finishes records whose driver went away.
 //! - [`upstream`] — the [`upstream::Upstream`] trait and the SDK adapter,
 //!   with AWS error classification.
 //! - [`store`] — the [`store::Store`] trait over PostgreSQL and SQLite:

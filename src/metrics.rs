@@ -20,6 +20,10 @@
 //! | `accountlink_load_shed_total` | counter | | RPCs refused at the in-flight limit |
 //! | `accountlink_upstream_rate_limited_total` | counter | account_id | AWS calls refused by the local rate limit |
 //! | `accountlink_health_serving` | gauge | | 1 while `grpc.health.v1` reports SERVING, 0 while NOT_SERVING |
+//! | `accountlink_completer_recovered_total` | counter | | stale client-token records the completer re-drove to a final outcome, with its audit event |
+//! | `accountlink_completer_failed_total` | counter | reason | completer re-drives that did not complete the record: `upstream` (transient, stays retryable), `database`, `lease_lost`, `unreadable`, `account` |
+//! | `accountlink_completer_backlog` | gauge | | stale client-token records at the last completer pass |
+//! | `accountlink_completer_unrecoverable` | gauge | | of those, records without their canonical request (left to callers' retries) |
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -60,6 +64,15 @@ pub const LOAD_SHED: &str = "accountlink_load_shed_total";
 pub const UPSTREAM_RATE_LIMITED: &str = "accountlink_upstream_rate_limited_total";
 /// The health status the service reports: 1 SERVING, 0 NOT_SERVING.
 pub const HEALTH_SERVING: &str = "accountlink_health_serving";
+
+/// Records the completer re-drove to a final outcome.
+pub const COMPLETER_RECOVERED: &str = "accountlink_completer_recovered_total";
+/// Completer re-drives that did not complete their record, by reason.
+pub const COMPLETER_FAILED: &str = "accountlink_completer_failed_total";
+/// Stale client-token records at the last completer pass.
+pub const COMPLETER_BACKLOG: &str = "accountlink_completer_backlog";
+/// Stale records the completer cannot re-drive (no canonical request).
+pub const COMPLETER_UNRECOVERABLE: &str = "accountlink_completer_unrecoverable";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -127,6 +140,22 @@ fn describe() {
     describe_gauge!(
         HEALTH_SERVING,
         "1 while grpc.health.v1 reports SERVING, 0 while NOT_SERVING"
+    );
+    describe_counter!(
+        COMPLETER_RECOVERED,
+        "stale client-token records the completer re-drove to a final outcome"
+    );
+    describe_counter!(
+        COMPLETER_FAILED,
+        "completer re-drives that did not complete their record, by reason"
+    );
+    describe_gauge!(
+        COMPLETER_BACKLOG,
+        "stale client-token records at the last completer pass"
+    );
+    describe_gauge!(
+        COMPLETER_UNRECOVERABLE,
+        "stale client-token records the completer cannot re-drive"
     );
 }
 

@@ -20,7 +20,8 @@ use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
 use crate::grpc::{
-    AccountLinkApi, DedupSettings, InFlightLimitLayer, METHODS, MalformedRequestLayer,
+    AccountLinkApi, CompleterSettings, DatabaseHealth, DedupSettings, InFlightLimitLayer, METHODS,
+    MalformedRequestLayer,
 };
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pb::account_link_service_server::AccountLinkServiceServer;
@@ -45,6 +46,10 @@ pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long a keep-alive ping may go unanswered before the connection is closed.
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The per-account upstream rate limit when there is none (`--dev` with
+/// the in-process emulator): a bucket no test or walk-through empties.
+const NO_RATE_LIMIT: u32 = 1_000_000;
 
 /// The fully-qualified name of the API service, as health reports it.
 pub const SERVICE_NAME: &str = "accountlink.v1.AccountLinkService";
@@ -90,6 +95,8 @@ pub struct Application {
     emulator: Option<RunningEmulator>,
     purge_interval: Duration,
     shutdown_grace: Duration,
+    /// `None` when `--completer-interval-ms 0`.
+    completer: Option<CompleterSettings>,
 }
 
 impl Application {
@@ -112,6 +119,30 @@ impl Application {
                 args.client_token_lease_secs, args.upstream_timeout_secs
             ))
             .into());
+        }
+        let completer = (args.completer_interval_ms > 0).then(|| CompleterSettings {
+            interval: Duration::from_millis(args.completer_interval_ms),
+            batch: args.completer_batch.max(1),
+            rate_per_sec: args.completer_rate_per_sec.max(1),
+            // A retryable record is its caller's for one lease.
+            retryable_after: args.client_token_lease(),
+        });
+        if let Some(c) = &completer {
+            // The last record of a batch starts (batch - 1) / rate after
+            // the first, under a lease taken for the whole batch.
+            let last_start = Duration::from_secs(1) * (c.batch - 1) / c.rate_per_sec;
+            if last_start + args.upstream_timeout() >= args.client_token_lease() {
+                return Err(ConfigError::Invalid(format!(
+                    "--completer-batch ({}) / --completer-rate-per-sec ({}) leaves the last \
+                     re-drive of a batch less than --upstream-timeout-secs ({}) of its \
+                     --client-token-lease-secs ({})",
+                    c.batch,
+                    c.rate_per_sec,
+                    args.upstream_timeout_secs,
+                    args.client_token_lease_secs
+                ))
+                .into());
+            }
         }
         let accounts = file.account_settings()?;
         let auth = Authenticator::new(&file.auth, args.dev)
@@ -150,6 +181,13 @@ impl Application {
             ),
         }
 
+        let (rate_per_sec, burst) = args.upstream_rate_limit().unwrap_or_else(|| {
+            tracing::info!(
+                "dev mode: no local upstream rate limit for the in-process emulator \
+                 (--upstream-rate-per-sec sets one)"
+            );
+            (NO_RATE_LIMIT, NO_RATE_LIMIT)
+        });
         let mut endpoint_url = args.aws_endpoint_url.clone();
         let mut emulator = None;
         if args.dev {
@@ -176,8 +214,8 @@ impl Application {
             accounts,
             any_account: args.dev,
             emulator_credentials: args.dev || args.emulator_credentials,
-            rate_per_sec: args.upstream_rate_per_sec,
-            burst: args.upstream_burst,
+            rate_per_sec,
+            burst,
         })
         .await;
 
@@ -222,6 +260,7 @@ impl Application {
             emulator,
             purge_interval: Duration::from_secs(args.purge_interval_secs.max(1)),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            completer,
         })
     }
 
@@ -266,8 +305,12 @@ impl Application {
         let probe = tokio::spawn(health_probe(
             self.store.clone(),
             reporter.clone(),
+            self.api.database_health(),
             self.health_probe_interval,
         ));
+        let completer = self
+            .completer
+            .map(|settings| tokio::spawn(self.api.clone().run_completer(settings)));
         let purge = tokio::spawn(purge_loop(self.store.clone(), self.purge_interval));
         let retention = self
             .retention
@@ -346,6 +389,10 @@ impl Application {
                 Ok(())
             }
         };
+        // No new re-drives; those started are RPC tasks, waited for below.
+        if let Some(task) = completer {
+            task.abort();
+        }
         // RPC bodies run as tasks that outlive a vanished caller; let them
         // write their audit events before the pool closes.
         tasks.close();
@@ -437,8 +484,14 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
         .await;
 }
 
-/// Reports SERVING only while the database answers (DESIGN §12).
-async fn health_probe(store: AnyStore, reporter: HealthReporter, every: Duration) {
+/// Reports SERVING only while the database answers (DESIGN §12), and
+/// tells the RPCs (`database`), which fail fast while it does not.
+async fn health_probe(
+    store: AnyStore,
+    reporter: HealthReporter,
+    database: DatabaseHealth,
+    every: Duration,
+) {
     let mut interval = tokio::time::interval(every);
     let mut last = ServingStatus::Serving;
     loop {
@@ -448,6 +501,7 @@ async fn health_probe(store: AnyStore, reporter: HealthReporter, every: Duration
             Ok(Ok(())) => ServingStatus::Serving,
             _ => ServingStatus::NotServing,
         };
+        database.set_down(status == ServingStatus::NotServing);
         let pool = store.pool_status();
         metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "open")
             .set(f64::from(pool.open));

@@ -22,6 +22,8 @@ mod boto3;
 mod client_token;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/faults.rs"]
+mod faults;
 #[path = "api/health_db.rs"]
 mod health_db;
 #[path = "api/helpers.rs"]

@@ -20,6 +20,8 @@ mod boto3;
 mod client_token;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/faults.rs"]
+mod faults;
 #[path = "api/helpers.rs"]
 mod helpers;
 #[path = "api/hostile.rs"]

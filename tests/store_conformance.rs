@@ -60,9 +60,11 @@ macro_rules! store_conformance_suite {
                 concurrent_appends_are_gapless_and_verify,
                 a_failed_batch_answers_none_of_its_waiters_ok,
                 completions_of_one_key_in_one_batch_keep_the_lease_rule,
+                the_completer_takes_over_only_stale_records_that_hold_their_request,
             );
             store_conformance_suite!(@pair_cases $open, $second;
                 batches_of_two_stores_interleave_without_a_gap,
+                two_stores_completers_take_disjoint_records,
             );
             store_conformance_suite!(@raw_cases $open, $raw;
                 audit_event_is_append_only,
@@ -109,7 +111,7 @@ mod suite {
     };
     use account_link_service::store::{
         AuditEvent, AuditQuery, ChainPoint, ClaimOutcome, DEFAULT_CHAIN, IdempotencyOutcome,
-        NewClaim, RecordKey, RecordOutcome, Store, StoredAuditEvent, StoredOutcome,
+        NewClaim, RecordKey, RecordOutcome, StaleBacklog, Store, StoredAuditEvent, StoredOutcome,
     };
     use serde_json::{Value, json};
     use time::OffsetDateTime;
@@ -140,6 +142,7 @@ mod suite {
             request_fingerprint: fingerprint.into(),
             lease: LEASE,
             ttl: DAY,
+            request_body: Some(r#"{"v":1,"target_account_id":"222222222222"}"#.into()),
         }
     }
 
@@ -1467,6 +1470,114 @@ mod suite {
 
     /// Two stores on one database (two replicas' writers): their batches
     /// interleave into one gapless, verifying chain.
+    /// The keys of the records `take_over_stale` took at `now`.
+    async fn take_over<S: Store>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<String> {
+        store
+            .take_over_stale(Some(now), LEASE, LEASE, limit)
+            .await
+            .expect("take over")
+            .into_iter()
+            .map(|r| {
+                assert_eq!(
+                    r.request_body,
+                    r#"{"v":1,"target_account_id":"222222222222"}"#
+                );
+                assert_eq!(r.upstream_client_token, upstream_token(0));
+                assert_eq!(r.acting_account_id, "111111111111");
+                r.client_token_sha256
+            })
+            .collect()
+    }
+
+    pub(crate) async fn the_completer_takes_over_only_stale_records_that_hold_their_request<
+        S: Store,
+    >(
+        store: S,
+    ) {
+        // On the real clock: a completion's `updated_at` is its event's time.
+        let base = now_micros();
+        let at = base + LEASE + SEC;
+        let dead = claim("k-dead", "f");
+        claim_at(&store, &dead, Some(base)).await;
+        let retry = claim("k-retry", "f");
+        let first = lease(&claim_at(&store, &retry, Some(base)).await);
+        assert!(complete(&store, &retry, first, RecordOutcome::Retryable).await);
+        claim_at(&store, &claim("k-live", "f"), Some(base + LEASE)).await;
+        let done = claim("k-done", "f");
+        let l = lease(&claim_at(&store, &done, Some(base)).await);
+        assert!(complete(&store, &done, l, RecordOutcome::Completed(success(b"ok"))).await);
+        let old = NewClaim {
+            request_body: None,
+            ..claim("k-old", "f")
+        };
+        claim_at(&store, &old, Some(base)).await;
+        let expired = NewClaim {
+            ttl: LEASE,
+            ..claim("k-expired", "f")
+        };
+        claim_at(&store, &expired, Some(base)).await;
+
+        assert_eq!(
+            store.stale_backlog(Some(at), LEASE).await.unwrap(),
+            StaleBacklog {
+                stale: 3,
+                without_request: 1
+            }
+        );
+        // Oldest first, at most `limit`.
+        assert_eq!(take_over(&store, at, 1).await, ["k-dead"]);
+        assert_eq!(take_over(&store, at, 10).await, ["k-retry"]);
+        assert!(take_over(&store, at, 10).await.is_empty(), "taken once");
+        // A taken record is under a live lease: a caller is told to wait.
+        assert_eq!(
+            claim_at(&store, &dead, Some(at + SEC)).await,
+            in_progress(LEASE - SEC)
+        );
+        // A retryable record is its caller's for `retryable_for`.
+        let fresh = claim("k-fresh-retry", "f");
+        let l = lease(&claim_at(&store, &fresh, Some(base)).await);
+        assert!(complete(&store, &fresh, l, RecordOutcome::Retryable).await);
+        assert!(take_over(&store, now_micros(), 10).await.is_empty());
+        assert_eq!(
+            store.stale_backlog(Some(at), LEASE).await.unwrap(),
+            StaleBacklog {
+                stale: 2,
+                without_request: 1
+            },
+            "k-old and k-fresh-retry"
+        );
+    }
+
+    pub(crate) async fn two_stores_completers_take_disjoint_records<S: Store>(store: S, second: S) {
+        const RECORDS: usize = 40;
+        let base = now_micros();
+        for i in 0..RECORDS {
+            claim_at(&store, &claim(&format!("k-{i:02}"), "f"), Some(base)).await;
+        }
+        let at = base + LEASE + SEC;
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    store.clone()
+                } else {
+                    second.clone()
+                };
+                tokio::spawn(async move { take_over(&store, at, 7).await })
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for task in tasks {
+            taken.extend(task.await.unwrap());
+        }
+        taken.sort();
+        let expected: Vec<String> = (0..RECORDS).map(|i| format!("k-{i:02}")).collect();
+        let mut unique = taken.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), taken.len(), "a record taken twice: {taken:?}");
+        // 8 takers of 7 cover the 40, each once.
+        assert_eq!(taken, expected);
+    }
+
     pub(crate) async fn batches_of_two_stores_interleave_without_a_gap<S: Store>(
         store: S,
         second: S,

@@ -48,7 +48,10 @@ pub enum Break {
         /// The `seq` it was written as.
         written_as: i64,
     },
-    /// The row's `prev_hash` is not the previous row's `row_hash`.
+    /// The row's `prev_hash` is not the previous row's `row_hash`: the
+    /// link between the two rows is broken (the row's `prev_hash` was
+    /// changed, or the row was put in from another chain). Reported before
+    /// the row's own hash, which covers `prev_hash` and so fails too.
     PrevHashMismatch {
         /// Where.
         seq: i64,
@@ -103,7 +106,7 @@ impl fmt::Display for Break {
             ),
             Self::PrevHashMismatch { seq } => write!(
                 f,
-                "broken at seq {seq}: prev_hash is not the row_hash of seq {}",
+                "broken at seq {seq}: broken link (prev_hash is not the row_hash of seq {})",
                 seq - 1
             ),
             Self::Gap {
@@ -202,11 +205,15 @@ pub async fn verify(
                 found: Some(row.seq),
             }));
         }
-        if let Err(broken) = check_row(&row) {
-            return Ok(Err(broken));
-        }
-        if expected_prev.as_ref().is_some_and(|p| *p != row.prev_hash) {
-            return Ok(Err(Break::PrevHashMismatch { seq: row.seq }));
+        let linked = expected_prev.as_ref().is_none_or(|p| *p == row.prev_hash);
+        match check_row(&row) {
+            // Moved rows also break the link: say they moved.
+            Err(moved @ Break::Reordered { .. }) => return Ok(Err(moved)),
+            // `row_hash` covers `prev_hash`, so a changed `prev_hash` fails
+            // both checks; the broken link is what is wrong.
+            _ if !linked => return Ok(Err(Break::PrevHashMismatch { seq: row.seq })),
+            Err(broken) => return Ok(Err(broken)),
+            Ok(()) => {}
         }
         if report.count == 0 {
             report.first_seq = row.seq;

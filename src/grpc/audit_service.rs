@@ -367,6 +367,7 @@ impl<U: Upstream> AccountLinkApi<U> {
         draft: &mut AuditDraft,
         parsed: Result<T, Vec<FieldViolation>>,
     ) -> Result<T, ApiError> {
+        self.database_up()?;
         if let Some(err) = ctx.auth_error {
             return Err(ApiError::unauthenticated(err));
         }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::{ANONYMOUS, AuthError, Authenticator};
 use crate::error::{ApiError, code_name};
 use crate::grpc::Malformed;
+use crate::grpc::malformed::Arrived;
 use crate::store::{AuditEvent, IdempotencyOutcome};
 use crate::upstream::{UpstreamError, UpstreamErrorKind};
 
@@ -39,8 +40,9 @@ pub(crate) struct CallContext {
     user_agent: Option<String>,
     pub(crate) request_id: String,
     started: Instant,
-    /// When the RPC's deadline passes: the caller's `grpc-timeout` or the
-    /// configured default, whichever is sooner.
+    /// When the RPC's deadline passes: the caller's `grpc-timeout` (less
+    /// [`answer_margin`], from [`Arrived`]) or the configured default,
+    /// whichever is sooner.
     deadline: tokio::time::Instant,
     /// The RPC's span: method, principal, request id, then the acting
     /// account, the code and the duration as they become known.
@@ -98,12 +100,24 @@ impl CallContext {
         auth: &Authenticator,
         default_timeout: std::time::Duration,
     ) -> Self {
-        let timeout = request
+        let caller_timeout = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map_or(default_timeout, |t| t.min(default_timeout));
+            .and_then(parse_grpc_timeout);
+        // tonic answers CANCELLED when the caller's timeout passes (its
+        // timer starts at `Arrived`); end ours earlier, so the answer is
+        // the audited DEADLINE_EXCEEDED.
+        let deadline = match caller_timeout {
+            Some(t) if t < default_timeout => {
+                let arrived = request
+                    .extensions()
+                    .get::<Arrived>()
+                    .map_or_else(tokio::time::Instant::now, |a| a.0);
+                arrived + t.saturating_sub(answer_margin(t))
+            }
+            _ => tokio::time::Instant::now() + default_timeout,
+        };
         let peer_certs = request.peer_certs();
         let authenticated =
             auth.authenticate(request.metadata(), peer_certs.as_deref().map(Vec::as_slice));
@@ -124,7 +138,7 @@ impl CallContext {
             user_agent: text("user-agent").and_then(|v| printable(v, 512)),
             request_id,
             started: Instant::now(),
-            deadline: tokio::time::Instant::now() + timeout,
+            deadline,
             span: tracing::Span::none(),
         }
         .with_span()
@@ -294,6 +308,13 @@ impl CallContext {
         );
         response
     }
+}
+
+/// How long before the caller's `grpc-timeout` the RPC's deadline passes:
+/// a fifth of it, at most a second: time to write the audit event and
+/// answer before tonic's own timer does.
+fn answer_margin(timeout: std::time::Duration) -> std::time::Duration {
+    (timeout / 5).min(std::time::Duration::from_secs(1))
 }
 
 /// Parses a `grpc-timeout` value (gRPC over HTTP/2: 1..8 digits and a unit

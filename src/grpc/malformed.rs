@@ -10,6 +10,23 @@
 //! request type, and otherwise replaces the body with an empty message and
 //! marks the request with a [`Malformed`] extension, which the handler turns
 //! into the refusal. Other services pass through untouched.
+//!
+//! Compression: the service accepts uncompressed messages only (the
+//! largest legal request is under 4 KiB). A message with the compressed
+//! flag set is refused here too, audited, instead of tonic's unaudited
+//! INTERNAL or UNIMPLEMENTED: UNIMPLEMENTED `COMPRESSION_UNSUPPORTED` when
+//! `grpc-encoding` names a compression (gRPC's "Compression" doc: an
+//! unsupported encoding is UNIMPLEMENTED), INVALID_ARGUMENT
+//! `MALFORMED_REQUEST` when it names none (the flag then contradicts the
+//! headers). The `grpc-encoding` header is removed before tonic sees it,
+//! so an uncompressed message sent with `grpc-encoding: gzip` (legal: the
+//! flag is per message) is served.
+//!
+//! The layer also stamps each API request with [`Arrived`], the instant
+//! tonic's own `grpc-timeout` timer starts from (tonic's `GrpcTimeout`
+//! wraps every route and cannot be turned off), so the RPC's deadline can
+//! fire, and its audited DEADLINE_EXCEEDED be answered, before tonic's
+//! CANCELLED would.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +52,19 @@ pub enum Malformed {
     TooLarge(usize),
     /// The body is not one valid gRPC frame with a decodable message.
     Undecodable(String),
+    /// The message has the compressed flag set; `encoding` is the
+    /// request's `grpc-encoding` (`None`: absent or `identity`).
+    Compressed {
+        /// The compression the caller named.
+        encoding: Option<String>,
+    },
 }
+
+/// When an API request reached the server's routes (a request extension
+/// set by [`MalformedRequestLayer`]): where tonic's own `grpc-timeout`
+/// timer started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Arrived(pub(crate) tokio::time::Instant);
 
 /// Wraps the server's routes; see the module docs.
 #[derive(Debug, Clone, Copy)]
@@ -96,14 +125,25 @@ where
             return Box::pin(inner.call(request));
         };
         let limit = self.max_message_bytes;
+        let arrived = Arrived(tokio::time::Instant::now());
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
+            parts.extensions.insert(arrived);
+            let encoding = parts
+                .headers
+                .remove("grpc-encoding")
+                .and_then(|v| v.to_str().ok().map(str::to_owned))
+                .filter(|e| e != "identity");
             // The frame header is 5 bytes; allow one more to detect excess.
             let collected = Limited::new(body, limit + 6).collect().await;
             let verdict = match collected {
                 Ok(c) => check(&method, c.to_bytes(), limit),
                 Err(_) => Err(Malformed::TooLarge(limit)),
-            };
+            }
+            .map_err(|m| match m {
+                Malformed::Compressed { .. } => Malformed::Compressed { encoding },
+                other => other,
+            });
             let body = match verdict {
                 Ok(bytes) => bytes,
                 Err(malformed) => {
@@ -120,9 +160,10 @@ where
     }
 }
 
-/// Checks `body` is one frame whose message decodes as `method`'s request;
-/// returns the body unchanged when it is (compressed frames are left to
-/// tonic, which refuses them).
+/// Checks `body` is one uncompressed frame whose message decodes as
+/// `method`'s request; returns the body unchanged when it is. A compressed
+/// frame is [`Malformed::Compressed`] (with no encoding: the caller fills
+/// in the header's).
 pub(super) fn check(method: &str, body: Bytes, limit: usize) -> Result<Bytes, Malformed> {
     if body.len() < 5 {
         return Err(Malformed::Undecodable(format!(
@@ -142,7 +183,7 @@ pub(super) fn check(method: &str, body: Bytes, limit: usize) -> Result<Bytes, Ma
         )));
     }
     if compressed != 0 {
-        return Ok(body);
+        return Err(Malformed::Compressed { encoding: None });
     }
     let message = &body[5..];
     let decoded = match method {
@@ -208,6 +249,12 @@ mod tests {
             check("GetAccountLink", frame(&bad_utf8), 100),
             Err(Malformed::Undecodable(_))
         ));
+        let mut compressed = frame(&good).to_vec();
+        compressed[0] = 1;
+        assert_eq!(
+            check("GetAccountLink", Bytes::from(compressed), 100),
+            Err(Malformed::Compressed { encoding: None })
+        );
         let mut truncated = frame(&good).to_vec();
         truncated.pop();
         assert!(matches!(

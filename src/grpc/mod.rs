@@ -9,6 +9,7 @@
 //! is audited before it is answered.
 
 pub mod audit_service;
+mod completer;
 mod context;
 mod convert;
 mod limits;
@@ -18,6 +19,7 @@ mod proptests;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -40,6 +42,7 @@ use crate::store::{
 };
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
 
+pub use self::completer::{COMPLETER_PRINCIPAL, CompleterPass, CompleterSettings};
 pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
 pub use self::limits::{InFlightLimit, InFlightLimitLayer};
 pub use self::malformed::{Malformed, MalformedRequest, MalformedRequestLayer, frame};
@@ -79,6 +82,25 @@ impl std::fmt::Debug for DedupSettings {
     }
 }
 
+/// What the health probe last saw of the database, shared with the RPCs
+/// (issue 11, fail fast): while it is down, an RPC is answered UNAVAILABLE
+/// `DATABASE_UNAVAILABLE` at once, before any AWS call, instead of waiting
+/// for the pool's acquire timeout (5 s). Up until a probe says otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseHealth(Arc<AtomicBool>);
+
+impl DatabaseHealth {
+    /// Records the probe's verdict.
+    pub fn set_down(&self, down: bool) {
+        self.0.store(down, Ordering::Relaxed);
+    }
+
+    /// Whether the last probe saw the database down.
+    pub fn is_down(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The `AccountLinkService` and `AuditService` implementation over an
 /// [`Upstream`] and the store.
 #[derive(Debug)]
@@ -104,6 +126,70 @@ struct Inner<U> {
     tasks: TaskTracker,
     /// Default RPC deadline; a shorter `grpc-timeout` wins.
     rpc_timeout: Duration,
+    /// The health probe's view of the database.
+    database: DatabaseHealth,
+}
+
+/// Phase 3's reading of one drive's upstream result (DESIGN §5): what the
+/// record stores, what the driver answers, and the upstream facts of the
+/// audit event. Shared by callers' drives and the completer's re-drives.
+struct Settled {
+    record: RecordOutcome,
+    answer: Result<pb::AccountLink, ApiError>,
+    upstream_request_id: Option<String>,
+    upstream_attempts: u32,
+}
+
+impl Settled {
+    /// Success and deterministic AWS client errors are final (`completed`,
+    /// replayed to later requests); transient ones leave the record
+    /// `retryable`.
+    fn of(
+        result: Result<UpstreamOutput<crate::domain::AccountLink>, UpstreamError>,
+        mutation: &Mutation,
+        acting: &AccountId,
+    ) -> Self {
+        match result {
+            Ok(out) => {
+                let link = link_to_pb(&out.value);
+                let stored = StoredOutcome {
+                    grpc_code: Code::Ok as i32,
+                    error_reason: None,
+                    message: None,
+                    details: None,
+                    body: Some(link.encode_to_vec()),
+                };
+                Self {
+                    record: RecordOutcome::Completed(stored),
+                    answer: Ok(link),
+                    upstream_request_id: out.aws_request_id,
+                    upstream_attempts: out.attempts,
+                }
+            }
+            Err(e) => {
+                let subject = mutation.parameters()[0];
+                let api = ApiError::upstream(&e, Some(mutation.kind()), subject, acting.as_str());
+                let record = if e.kind.is_final() {
+                    let status = Status::from(api.clone());
+                    RecordOutcome::Completed(StoredOutcome {
+                        grpc_code: api.code() as i32,
+                        error_reason: Some(api.reason().to_owned()),
+                        message: Some(api.message().to_owned()),
+                        details: Some(status.details().to_vec()),
+                        body: None,
+                    })
+                } else {
+                    RecordOutcome::Retryable
+                };
+                Self {
+                    record,
+                    answer: Err(api),
+                    upstream_request_id: e.aws_request_id,
+                    upstream_attempts: e.attempts,
+                }
+            }
+        }
+    }
 }
 
 /// A mutation's answer before it is wrapped in the method's response type.
@@ -163,8 +249,22 @@ impl<U: Upstream> AccountLinkApi<U> {
                 policy,
                 tasks: TaskTracker::new(),
                 rpc_timeout,
+                database: DatabaseHealth::default(),
             }),
         }
+    }
+
+    /// The database health the RPCs act on; the health probe sets it.
+    pub fn database_health(&self) -> DatabaseHealth {
+        self.inner.database.clone()
+    }
+
+    /// Fails fast while the health probe sees the database down.
+    fn database_up(&self) -> Result<(), ApiError> {
+        if self.inner.database.is_down() {
+            return Err(ApiError::database_down());
+        }
+        Ok(())
     }
 
     /// The tracker of running RPC tasks (waited for at shutdown).
@@ -211,9 +311,16 @@ impl<U: Upstream> AccountLinkApi<U> {
         )
     }
 
-    /// Audits a refused or failed RPC and returns its status.
+    /// Audits a refused or failed RPC and returns its status. While the
+    /// database is known to be down the event cannot be written: it is
+    /// logged as unrecorded and the answer is `DATABASE_UNAVAILABLE`, at
+    /// once.
     async fn refuse(&self, ctx: &CallContext, draft: AuditDraft, err: ApiError) -> Status {
         let event = ctx.event(draft, Err(&err));
+        if let Err(down) = self.database_up() {
+            ctx.log_unrecorded(&event);
+            return ctx.status(down.into());
+        }
         if let Err(e) = self.inner.store.append_audit_event(&event).await {
             ctx.log_unrecorded(&event);
             return ctx.status(ApiError::database(&e).into());
@@ -273,6 +380,7 @@ impl<U: Upstream> AccountLinkApi<U> {
         draft: &mut AuditDraft,
         parsed: Result<(Option<AccountId>, T), Vec<FieldViolation>>,
     ) -> Result<(AccountId, T), ApiError> {
+        self.database_up()?;
         if let Some(err) = ctx.auth_error {
             return Err(ApiError::unauthenticated(err));
         }
@@ -322,7 +430,6 @@ impl<U: Upstream> AccountLinkApi<U> {
         let token = token.unwrap_or_else(ClientToken::generate);
         let token_sha256 = sha256_hex(token.as_str().as_bytes());
         draft.client_token_sha256 = Some(token_sha256.clone());
-        let kind = mutation.kind();
         let key = RecordKey {
             principal: ctx.principal.clone(),
             method: ctx.method,
@@ -334,6 +441,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             request_fingerprint: hex::encode(mutation.fingerprint(&acting)),
             lease: self.inner.dedup.lease,
             ttl: self.inner.dedup.ttl,
+            request_body: Some(completer::request_body(&mutation)),
         };
 
         // Phase 1.
@@ -369,12 +477,15 @@ impl<U: Upstream> AccountLinkApi<U> {
                 upstream_client_token,
                 takeover,
             } => {
-                if takeover {
+                draft.idempotency_outcome = if takeover {
                     tracing::info!(
                         method = ctx.method,
                         "re-driving a retryable client-token record"
                     );
-                }
+                    IdempotencyOutcome::Takeover
+                } else {
+                    IdempotencyOutcome::New
+                };
                 (lease_id, upstream_client_token)
             }
             ClaimOutcome::Replay(stored) => {
@@ -396,7 +507,6 @@ impl<U: Upstream> AccountLinkApi<U> {
                     .await);
             }
         };
-        draft.idempotency_outcome = IdempotencyOutcome::New;
 
         // Phase 2: no transaction is open here.
         let result = ctx
@@ -408,41 +518,15 @@ impl<U: Upstream> AccountLinkApi<U> {
             .await;
 
         // Phase 3.
-        let (record, answer) = match result {
-            Ok(out) => {
-                draft.upstream_request_id = out.aws_request_id;
-                draft.upstream_attempts = out.attempts;
-                let link = link_to_pb(&out.value);
-                draft.response_elements = Some(link_to_json(&link));
-                let stored = StoredOutcome {
-                    grpc_code: Code::Ok as i32,
-                    error_reason: None,
-                    message: None,
-                    details: None,
-                    body: Some(link.encode_to_vec()),
-                };
-                (RecordOutcome::Completed(stored), Ok(link))
-            }
-            Err(e) => {
-                draft.upstream_request_id = e.aws_request_id.clone();
-                draft.upstream_attempts = e.attempts;
-                let subject = mutation.parameters()[0];
-                let api = ApiError::upstream(&e, Some(kind), subject, acting.as_str());
-                let record = if e.kind.is_final() {
-                    let status = Status::from(api.clone());
-                    RecordOutcome::Completed(StoredOutcome {
-                        grpc_code: api.code() as i32,
-                        error_reason: Some(api.reason().to_owned()),
-                        message: Some(api.message().to_owned()),
-                        details: Some(status.details().to_vec()),
-                        body: None,
-                    })
-                } else {
-                    RecordOutcome::Retryable
-                };
-                (record, Err(api))
-            }
-        };
+        let Settled {
+            record,
+            answer,
+            upstream_request_id,
+            upstream_attempts,
+        } = Settled::of(result, &mutation, &acting);
+        draft.upstream_request_id = upstream_request_id;
+        draft.upstream_attempts = upstream_attempts;
+        draft.response_elements = answer.as_ref().ok().map(link_to_json);
         let event = ctx.event(draft, answer.as_ref().map(|_| ()));
         match self
             .inner

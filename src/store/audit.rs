@@ -8,8 +8,14 @@ use uuid::Uuid;
 /// `idempotency_outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdempotencyOutcome {
-    /// First drive of a token, or a re-drive of a retryable/expired one.
+    /// First drive of a token (or of a token whose record expired).
     New,
+    /// A caller re-drove a retryable or lease-expired record (same
+    /// upstream ClientToken as the first drive).
+    Takeover,
+    /// The completer (principal `system:completer`) re-drove a record
+    /// whose driver went away, without its caller.
+    Recovered,
     /// A completed outcome was replayed; no upstream call.
     Replayed,
     /// Refused: another request holds the token's lease.
@@ -22,8 +28,10 @@ pub enum IdempotencyOutcome {
 
 impl IdempotencyOutcome {
     /// Every outcome.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::New,
+        Self::Takeover,
+        Self::Recovered,
         Self::Replayed,
         Self::InProgress,
         Self::Mismatch,
@@ -35,10 +43,13 @@ impl IdempotencyOutcome {
         Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
 
-    /// The stored name: `new|replayed|in_progress|mismatch|none`.
+    /// The stored name:
+    /// `new|takeover|recovered|replayed|in_progress|mismatch|none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
+            Self::Takeover => "takeover",
+            Self::Recovered => "recovered",
             Self::Replayed => "replayed",
             Self::InProgress => "in_progress",
             Self::Mismatch => "mismatch",

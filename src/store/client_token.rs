@@ -37,6 +37,10 @@ pub struct NewClaim {
     pub lease: Duration,
     /// How long the record is kept.
     pub ttl: Duration,
+    /// The canonical request (JSON, see `grpc::completer`), stored so the
+    /// completer can re-drive the record without its caller; `None`
+    /// leaves it to the caller's retries.
+    pub request_body: Option<String>,
 }
 
 /// A completed outcome, replayed to later requests with the same token.
@@ -84,6 +88,43 @@ pub enum RecordOutcome {
     Completed(StoredOutcome),
     /// A transient failure: the next request with the token re-drives it.
     Retryable,
+}
+
+/// A record the completer took over ([`Store::take_over_stale`]): its
+/// driver went away (lease expired) or it was left retryable, and it holds
+/// the canonical request, so it can be re-driven without its caller.
+///
+/// [`Store::take_over_stale`]: crate::store::Store::take_over_stale
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StaleRecord {
+    /// The principal of the original caller (part of the dedup key).
+    pub principal: String,
+    /// The RPC method name (part of the dedup key).
+    pub method: String,
+    /// Lowercase hex SHA-256 of the client token (part of the dedup key).
+    pub client_token_sha256: String,
+    /// The acting account of the original request.
+    pub acting_account_id: String,
+    /// The ClientToken of the record's drives: a re-drive is the same AWS
+    /// request, so AWS applies it once.
+    pub upstream_client_token: String,
+    /// The canonical request, as written at claim time.
+    pub request_body: String,
+    /// The completer's lease; phase 3 completes only while it holds.
+    pub lease_id: Uuid,
+}
+
+/// The completer's backlog ([`Store::stale_backlog`]).
+///
+/// [`Store::stale_backlog`]: crate::store::Store::stale_backlog
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StaleBacklog {
+    /// Stale records (lease expired, or retryable and left alone), within
+    /// their ttl.
+    pub stale: u64,
+    /// Of those, the ones without a canonical request (claimed before the
+    /// column existed): the completer cannot re-drive them.
+    pub without_request: u64,
 }
 
 /// A stored record as phase 1 reads it (under the backend's write lock).

@@ -40,7 +40,8 @@ use uuid::Uuid;
 pub use audit::{AuditEvent, DEFAULT_CHAIN, IdempotencyOutcome, StoredAuditEvent};
 pub use audit_query::AuditQuery;
 pub use client_token::{
-    ClaimOutcome, NewClaim, RecordKey, RecordOutcome, StoredOutcome, UpstreamToken,
+    ClaimOutcome, NewClaim, RecordKey, RecordOutcome, StaleBacklog, StaleRecord, StoredOutcome,
+    UpstreamToken,
 };
 pub use group_commit::MAX_BATCH;
 pub use postgres::PgStore;
@@ -188,6 +189,36 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         now: Option<OffsetDateTime>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The completer's takeover (DESIGN §5), committed before it returns:
+    /// up to `limit` records within their ttl that are in progress under
+    /// an expired lease, or retryable and untouched since `retryable_for`
+    /// ago, and that hold their canonical request, oldest first, each put
+    /// under a fresh lease of `lease` (as a caller's takeover would:
+    /// concurrent claims of a taken record then see a live lease). The
+    /// decision is one atomic update, so replicas never take the same
+    /// record (PostgreSQL: `for update skip locked`).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; then nothing was taken.
+    fn take_over_stale(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: std::time::Duration,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StaleRecord>, StoreError>> + Send;
+
+    /// How many records [`Store::take_over_stale`] would consider now, and
+    /// how many of those it cannot re-drive (no canonical request).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    fn stale_backlog(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: std::time::Duration,
+    ) -> impl Future<Output = Result<StaleBacklog, StoreError>> + Send;
 
     /// The events of the default chain that match `query`, newest first
     /// (`seq` descending), at most `query.limit` of them.
@@ -401,6 +432,24 @@ impl Store for AnyStore {
 
     async fn purge_expired(&self, now: Option<OffsetDateTime>) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge_expired(now).await)
+    }
+
+    async fn take_over_stale(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: std::time::Duration,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<StaleRecord>, StoreError> {
+        dispatch!(self, s => s.take_over_stale(now, retryable_for, lease, limit).await)
+    }
+
+    async fn stale_backlog(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: std::time::Duration,
+    ) -> Result<StaleBacklog, StoreError> {
+        dispatch!(self, s => s.stale_backlog(now, retryable_for).await)
     }
 
     async fn list_audit_events(

@@ -232,8 +232,20 @@ pub(crate) use push_attribute_filters;
 ///   `false` (nothing changed) when that lease was lost to a takeover.
 /// - `purge_expired`: deletes records past `expires_at` that are not under
 ///   a live lease.
+/// - `take_over_stale`, `stale_backlog`: the completer's takeover of
+///   records whose driver went away, and its backlog (see
+///   [`Store::take_over_stale`](crate::store::Store::take_over_stale)).
+///   `$new_uuid` is the backend's random-uuid expression (one per row),
+///   `$skip_locked` what lets replicas take disjoint batches (` for update
+///   skip locked` on PostgreSQL; SQLite's write lock already serializes).
 macro_rules! client_token_queries {
-    (conn = $conn:ty, lock = $lock:literal, greatest = $greatest:literal) => {
+    (
+        conn = $conn:ty,
+        lock = $lock:literal,
+        greatest = $greatest:literal,
+        new_uuid = $new_uuid:literal,
+        skip_locked = $skip_locked:literal
+    ) => {
         /// Phase 1 of a mutating RPC; see the module docs of
         /// `store::sql::client_token_queries!`.
         pub(super) async fn claim(
@@ -255,8 +267,8 @@ macro_rules! client_token_queries {
                     "insert into client_token_record (
                         principal, method, client_token_sha256, acting_account_id,
                         request_fingerprint, upstream_client_token, state, lease_id,
-                        locked_until, created_at, updated_at, expires_at
-                    ) values ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, $9, $9, $10)
+                        locked_until, created_at, updated_at, expires_at, request_body
+                    ) values ($1, $2, $3, $4, $5, $6, 'in_progress', $7, $8, $9, $9, $10, $11)
                     on conflict do nothing",
                 )
                 .bind(&claim.key.principal)
@@ -269,6 +281,7 @@ macro_rules! client_token_queries {
                 .bind(locked_until)
                 .bind(DbTime(now))
                 .bind(DbTime(now + claim.ttl))
+                .bind(&claim.request_body)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
@@ -304,7 +317,7 @@ macro_rules! client_token_queries {
                                  drive_count = 1, grpc_code = null, error_reason = null,
                                  response_message = null, response_details = null,
                                  response_body = null, created_at = $10, updated_at = $10,
-                                 expires_at = $11
+                                 expires_at = $11, request_body = $12
                              where principal = $1 and method = $2 and client_token_sha256 = $3",
                         )
                         .bind(&claim.key.principal)
@@ -318,6 +331,7 @@ macro_rules! client_token_queries {
                         .bind(locked_until)
                         .bind(DbTime(now))
                         .bind(DbTime(now + claim.ttl))
+                        .bind(&claim.request_body)
                         .execute(&mut *conn)
                         .await?;
                         Ok(ClaimOutcome::Acquired {
@@ -434,9 +448,90 @@ macro_rules! client_token_queries {
             .await?
             .rows_affected())
         }
+
+        /// Takes over, under a fresh lease ending at `now + lease`, up to
+        /// `limit` stale records (oldest `updated_at` first) that hold
+        /// their canonical request; returns them.
+        pub(super) async fn take_over_stale(
+            conn: &mut $conn,
+            now: ::time::OffsetDateTime,
+            retryable_before: ::time::OffsetDateTime,
+            lease: ::std::time::Duration,
+            limit: u32,
+        ) -> Result<Vec<$crate::store::StaleRecord>, ::sqlx::Error> {
+            use $crate::store::sql::DbTime;
+            let locked_until = DbTime(now + lease);
+            ::sqlx::query_as(concat!(
+                "update client_token_record
+                 set state = 'in_progress', lease_id = ",
+                $new_uuid,
+                ", locked_until = $3, drive_count = drive_count + 1, updated_at = $1,
+                    expires_at = ",
+                $greatest,
+                "(expires_at, $3)
+                 where (principal, method, client_token_sha256) in (
+                     select principal, method, client_token_sha256 from client_token_record
+                     where ",
+                $crate::store::sql::stale_records!(),
+                " and request_body is not null
+                     order by updated_at limit $4",
+                $skip_locked,
+                ")
+                 returning principal, method, client_token_sha256, acting_account_id,
+                           upstream_client_token, request_body, lease_id"
+            ))
+            .bind(DbTime(now))
+            .bind(DbTime(retryable_before))
+            .bind(locked_until)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+        }
+
+        /// How many records are stale now: `(all, without their canonical
+        /// request)`.
+        pub(super) async fn stale_backlog<'c, E>(
+            conn: E,
+            now: ::time::OffsetDateTime,
+            retryable_before: ::time::OffsetDateTime,
+        ) -> Result<$crate::store::StaleBacklog, ::sqlx::Error>
+        where
+            E: ::sqlx::Executor<'c, Database = <$conn as ::sqlx::Connection>::Database>,
+        {
+            use $crate::store::sql::DbTime;
+            let (stale, without_request): (i64, i64) = ::sqlx::query_as(concat!(
+                "select count(*),
+                        coalesce(sum(case when request_body is null then 1 else 0 end), 0)
+                 from client_token_record where ",
+                $crate::store::sql::stale_records!()
+            ))
+            .bind(DbTime(now))
+            .bind(DbTime(retryable_before))
+            .fetch_one(conn)
+            .await?;
+            Ok($crate::store::StaleBacklog {
+                stale: u64::try_from(stale).unwrap_or(0),
+                without_request: u64::try_from(without_request).unwrap_or(0),
+            })
+        }
     };
 }
 pub(crate) use client_token_queries;
+
+/// The completer's notion of a stale record (DESIGN §5), as SQL over `$1`
+/// = now and `$2` = the `updated_at` before which a retryable record is
+/// left to the completer: within its ttl, and either in progress under an
+/// expired lease (its driver went away) or retryable and untouched since
+/// `$2` (its caller did not come back). `state <> 'completed'` is spelled
+/// out so the partial index `client_token_record_unfinished_idx` serves it.
+macro_rules! stale_records {
+    () => {
+        "expires_at > $1 and state <> 'completed'
+         and ((state = 'in_progress' and locked_until <= $1)
+              or (state = 'retryable' and updated_at <= $2))"
+    };
+}
+pub(crate) use stale_records;
 
 /// Generates the audit-trail SQL of one backend as functions over
 /// `&mut $conn` (writes, in the caller's transaction) and `&$pool` (reads):

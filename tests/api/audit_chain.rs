@@ -130,6 +130,25 @@ async fn a_changed_row_is_a_hash_mismatch_at_its_seq() {
 }
 
 #[tokio::test]
+async fn a_changed_prev_hash_is_a_broken_link_not_a_hash_mismatch() {
+    let app = app_with_events(6).await;
+    // A well-formed hash, but not the one of the row before.
+    as_superuser(
+        &app,
+        &["update audit_event set prev_hash = \
+           (select row_hash from audit_event where seq = 1) where seq = 4"],
+    )
+    .await;
+    assert_eq!(verdict(&app).await, Err(Break::PrevHashMismatch { seq: 4 }));
+    let (ok, out) = cli_verify(&app);
+    assert!(!ok);
+    assert_eq!(
+        out,
+        "broken at seq 4: broken link (prev_hash is not the row_hash of seq 3)"
+    );
+}
+
+#[tokio::test]
 async fn a_deleted_row_is_a_gap() {
     let app = app_with_events(6).await;
     as_superuser(&app, &["delete from audit_event where seq = 4"]).await;

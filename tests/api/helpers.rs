@@ -202,8 +202,8 @@ async fn spawn(configure: impl FnOnce(&mut ServeArgs), tls: bool) -> TestApp {
     args.upstream_timeout_secs = 5;
     args.shutdown_grace_secs = 10;
     // Tests make bursts of calls; the rate-limit test sets its own.
-    args.upstream_rate_per_sec = 10_000;
-    args.upstream_burst = 10_000;
+    args.upstream_rate_per_sec = Some(10_000);
+    args.upstream_burst = Some(10_000);
     args.metrics_listen = "127.0.0.1:0".parse().unwrap();
     configure(&mut args);
     let url = args
@@ -461,6 +461,40 @@ pub(crate) async fn audit_events_of(store: &AnyStore) -> Vec<AuditRow> {
         .collect()
 }
 
+/// The first audit event of `app` that `matches`, waiting for it (a
+/// bounded poll of the store, for events written by background tasks such
+/// as the completer); panics after `within`.
+pub(crate) async fn wait_for_audit(
+    app: &TestApp,
+    within: std::time::Duration,
+    matches: impl Fn(&AuditRow) -> bool,
+) -> AuditRow {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        use tokio_stream::StreamExt;
+        // The store may be unreachable for a while (outage tests).
+        let rows: Vec<_> = app
+            .store
+            .audit_rows_between(DEFAULT_CHAIN, 1, i64::MAX)
+            .collect()
+            .await;
+        if rows.iter().all(Result::is_ok) {
+            let found = audit_events_of(&app.store)
+                .await
+                .into_iter()
+                .find(|e| matches(e));
+            if let Some(found) = found {
+                return found;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no matching audit event within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The rich details of `status`, asserting its code first.
 pub(crate) fn details(status: &Status, code: Code) -> ErrorDetails {
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
@@ -521,31 +555,42 @@ pub(crate) fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 /// The gRPC status (code, message) of one unary call sent raw over HTTP/2
 /// to `path` (not through a generated client), for hostile-input tests.
 pub(crate) async fn raw_grpc_call(app: &TestApp, path: &str, body: bytes::Bytes) -> (Code, String) {
+    let status = raw_grpc_status(app, path, &[], body).await;
+    (status.code(), status.message().to_owned())
+}
+
+/// One unary call sent raw over HTTP/2 to `path` with the extra request
+/// `headers`, answered as the [`Status`] a client would decode: code,
+/// message, rich details (`grpc-status-details-bin`) and, as its
+/// metadata, the response headers and trailers together (an OK answer is
+/// `Code::Ok`).
+pub(crate) async fn raw_grpc_status(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: bytes::Bytes,
+) -> Status {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let request = http::Request::post(format!("http://{}{path}", app.addr))
+    let mut request = http::Request::post(format!("http://{}{path}", app.addr))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(http_body_util::Full::new(body))
-        .unwrap();
+        .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(http_body_util::Full::new(body)).unwrap();
     let response = client.request(request).await.expect("an http answer");
     assert_eq!(response.status(), 200);
     let (parts, body) = response.into_parts();
     let collected = http_body_util::BodyExt::collect(body).await.expect("body");
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    let status_of = |headers: &http::HeaderMap| {
-        headers
-            .get("grpc-status")
-            .map(|v| v.to_str().unwrap().parse::<i32>().unwrap())
-    };
-    let code = status_of(&trailers)
-        .or_else(|| status_of(&parts.headers))
-        .expect("grpc-status");
-    let message = trailers
-        .get("grpc-message")
-        .or_else(|| parts.headers.get("grpc-message"))
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (Code::from(code), message)
+    let mut all = parts.headers;
+    all.extend(collected.trailers().cloned().unwrap_or_default());
+    let status = Status::from_header_map(&all).expect("grpc-status");
+    Status::with_details_and_metadata(
+        status.code(),
+        status.message().to_owned(),
+        status.details().to_vec().into(),
+        tonic::metadata::MetadataMap::from_headers(all),
+    )
 }

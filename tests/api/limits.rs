@@ -6,10 +6,29 @@ use tonic_types::StatusExt;
 use crate::helpers::{OTHER, SOURCE, reason, spawn_app_with};
 
 #[tokio::test]
+async fn dev_with_the_in_process_emulator_is_not_throttled_by_the_production_default() {
+    // `serve --dev` as a newcomer runs it: the in-process emulator, no
+    // rate-limit flags.
+    let app = spawn_app_with(|args| {
+        args.aws_endpoint_url = None;
+        args.upstream_rate_per_sec = None;
+        args.upstream_burst = None;
+    })
+    .await;
+    // Three times the production burst (10), as fast as the client goes.
+    for i in 0..30 {
+        app.list(SOURCE, &[], 0, "")
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e:?}"));
+    }
+    assert!(app.calls().is_empty(), "served by the in-process emulator");
+}
+
+#[tokio::test]
 async fn the_local_rate_limit_refuses_without_calling_aws_and_is_per_account() {
     let app = spawn_app_with(|args| {
-        args.upstream_rate_per_sec = 1;
-        args.upstream_burst = 2;
+        args.upstream_rate_per_sec = Some(1);
+        args.upstream_burst = Some(2);
     })
     .await;
     app.list(SOURCE, &[], 0, "").await.unwrap();

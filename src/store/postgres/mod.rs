@@ -10,7 +10,9 @@ mod queries {
     crate::store::sql::client_token_queries!(
         conn = sqlx::PgConnection,
         lock = " for update",
-        greatest = "greatest"
+        greatest = "greatest",
+        new_uuid = "gen_random_uuid()",
+        skip_locked = " for update skip locked"
     );
     crate::store::sql::audit_queries!(conn = sqlx::PgConnection, pool = sqlx::PgPool);
 }
@@ -28,7 +30,8 @@ pub use audit_query::{explain_list_audit_events, list_audit_events};
 use super::group_commit::GroupCommit;
 use super::{
     AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
-    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, UpstreamToken, waiting,
+    RecordOutcome, StaleBacklog, StaleRecord, Store, StoreError, StoredAuditEvent,
+    StoredCheckpoint, UpstreamToken, waiting,
 };
 
 /// The embedded migrations of `migrations/postgres`.
@@ -179,6 +182,33 @@ impl Store for PgStore {
         let mut conn = waiting(self.pool.acquire()).await?;
         let now = clock(&mut conn, now).await?;
         Ok(queries::purge_expired(&mut conn, now).await?)
+    }
+
+    /// On the database's clock; `for update skip locked` gives concurrent
+    /// replicas disjoint batches, and a caller's claim holding a record's
+    /// row lock keeps it out of the batch.
+    #[tracing::instrument(name = "db.take_over_stale", skip_all)]
+    async fn take_over_stale(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: Duration,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<StaleRecord>, StoreError> {
+        let mut conn = waiting(self.pool.acquire()).await?;
+        let now = clock(&mut conn, now).await?;
+        Ok(queries::take_over_stale(&mut conn, now, now - retryable_for, lease, limit).await?)
+    }
+
+    #[tracing::instrument(name = "db.stale_backlog", skip_all)]
+    async fn stale_backlog(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: Duration,
+    ) -> Result<StaleBacklog, StoreError> {
+        let mut conn = waiting(self.pool.acquire()).await?;
+        let now = clock(&mut conn, now).await?;
+        Ok(queries::stale_backlog(&mut *conn, now, now - retryable_for).await?)
     }
 
     #[tracing::instrument(name = "db.list_audit_events", skip_all)]

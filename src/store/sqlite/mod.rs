@@ -35,7 +35,9 @@ mod queries {
     crate::store::sql::client_token_queries!(
         conn = sqlx::SqliteConnection,
         lock = "",
-        greatest = "max"
+        greatest = "max",
+        new_uuid = "randomblob(16)",
+        skip_locked = ""
     );
     crate::store::sql::audit_queries!(conn = sqlx::SqliteConnection, pool = sqlx::SqlitePool);
 }
@@ -54,7 +56,8 @@ use super::group_commit::{self, GroupCommit, Op};
 use super::sql::DbTime;
 use super::{
     AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
-    RecordOutcome, Store, StoreError, StoredAuditEvent, StoredCheckpoint, UpstreamToken, waiting,
+    RecordOutcome, StaleBacklog, StaleRecord, Store, StoreError, StoredAuditEvent,
+    StoredCheckpoint, UpstreamToken, waiting,
 };
 
 /// The embedded migrations of `migrations/sqlite`.
@@ -265,6 +268,33 @@ impl Store for SqliteStore {
         let deleted = queries::purge_expired(&mut tx, Self::clock(now)).await?;
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    /// In one `BEGIN IMMEDIATE` transaction on the writer, like a claim.
+    #[tracing::instrument(name = "db.take_over_stale", skip_all)]
+    async fn take_over_stale(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: Duration,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<StaleRecord>, StoreError> {
+        let now = Self::clock(now);
+        let mut tx = waiting(self.writer.begin_with(BEGIN_IMMEDIATE)).await?;
+        let taken =
+            queries::take_over_stale(&mut tx, now, now - retryable_for, lease, limit).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    #[tracing::instrument(name = "db.stale_backlog", skip_all)]
+    async fn stale_backlog(
+        &self,
+        now: Option<OffsetDateTime>,
+        retryable_for: Duration,
+    ) -> Result<StaleBacklog, StoreError> {
+        let now = Self::clock(now);
+        Ok(queries::stale_backlog(&self.reader, now, now - retryable_for).await?)
     }
 
     #[tracing::instrument(name = "db.list_audit_events", skip_all)]
