@@ -31,13 +31,16 @@ use uuid::Uuid;
 use crate::store::group_commit::{self, Batch, ChainEntry, Done, Link, Op};
 use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError, hash32, waiting};
 
+/// A chain head as the writer remembers it: `(last_seq, last_hash)`.
+type Head = (i64, [u8; 32]);
+
 /// The batch writer of a [`PgStore`](super::PgStore).
 #[derive(Debug, Clone)]
 pub(super) struct PgBatch {
     pool: PgPool,
     /// The head the last batch of this writer left: `(last_seq,
     /// last_hash)`; `None` before the first batch and after a failure.
-    head: Arc<Mutex<Option<(i64, [u8; 32])>>>,
+    head: Arc<Mutex<Option<Head>>>,
 }
 
 impl PgBatch {
@@ -48,14 +51,14 @@ impl PgBatch {
         }
     }
 
-    fn remembered(&self) -> Option<(i64, [u8; 32])> {
+    fn remembered(&self) -> Option<Head> {
         *self
             .head
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn remember(&self, head: Option<(i64, [u8; 32])>) {
+    fn remember(&self, head: Option<Head>) {
         *self
             .head
             .lock()
@@ -186,7 +189,7 @@ const APPLY: &str = "with head as (
 /// written); else the leases whose completion held.
 async fn apply(
     conn: &mut PgConnection,
-    head: (i64, [u8; 32]),
+    head: Head,
     entries: &[&ChainEntry],
     links: &[Link],
     c: &CompleteColumns<'_>,
