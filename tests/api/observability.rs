@@ -8,8 +8,7 @@
 //! every metric appear (the exporter renders a metric only once it has been
 //! recorded): answers OK and in error, a replay, a server error, a shed RPC
 //! and a locally rate-limited AWS call. Nothing here lists metric names by
-//! hand, except the completer's two counters: no fresh service has
-//! recorded them (see `dashboard_and_rules_query_only_metrics_the_service_exports`).
+//! hand.
 //!
 //! The Prometheus test needs the `prometheus` binary (Debian's package;
 //! `.ci/install-prometheus`). Without it the test prints why and passes,
@@ -540,22 +539,10 @@ async fn dashboard_and_rules_query_only_metrics_the_service_exports() {
     }
     // Known besides what the service exports: the recording rules' own
     // names, and `up`, which Prometheus writes for every scrape target.
-    // And the completer's counters, taken from the library: the exporter
-    // renders a counter only once it has been incremented, and a fresh
-    // service has no stale client-token record to re-drive (that takes a
-    // lease to expire). Its gauges are set by its first pass, at startup,
-    // and are checked like every other metric.
-    let after_completer_activity = [
-        account_link_service::metrics::COMPLETER_RECOVERED,
-        account_link_service::metrics::COMPLETER_FAILED,
-    ];
     let unknown: Vec<&(String, String)> = queried
         .iter()
         .filter(|(name, _)| {
-            !exported.contains(name)
-                && !rules.recorded.contains(name)
-                && name != "up"
-                && !after_completer_activity.contains(&name.as_str())
+            !exported.contains(name) && !rules.recorded.contains(name) && name != "up"
         })
         .collect();
     assert!(
