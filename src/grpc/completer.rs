@@ -113,8 +113,29 @@ pub struct CompleterPass {
     pub redriven: usize,
 }
 
+/// Every `reason` of `accountlink_completer_failed_total`.
+const FAILURE_REASONS: [&str; 5] = [
+    "upstream",
+    "database",
+    "lease_lost",
+    "unreadable",
+    "account",
+];
+
+/// Exports the completer's counters at zero, so that rates and alerts over
+/// them have a series from the start (Prometheus practice: initialize
+/// metrics with known labels), not only after the first recovery or
+/// failure.
+fn initialize_counters() {
+    metrics::counter!(crate::metrics::COMPLETER_RECOVERED).absolute(0);
+    for reason in FAILURE_REASONS {
+        metrics::counter!(crate::metrics::COMPLETER_FAILED, "reason" => reason).absolute(0);
+    }
+}
+
 /// Counts a re-drive that did not complete its record.
 fn failed(reason: &'static str) {
+    debug_assert!(FAILURE_REASONS.contains(&reason), "{reason}");
     metrics::counter!(crate::metrics::COMPLETER_FAILED, "reason" => reason).increment(1);
 }
 
@@ -124,6 +145,7 @@ impl<U: Upstream> AccountLinkApi<U> {
     /// are waited for). Passes are skipped while the health probe sees the
     /// database down.
     pub async fn run_completer(self, settings: CompleterSettings) {
+        initialize_counters();
         let mut interval = tokio::time::interval(settings.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut unrecoverable = 0;
