@@ -268,6 +268,25 @@ impl GroupCommit {
         Ok(held)
     }
 
+    /// Phase 1 once its batch has committed: see
+    /// [`Store::claim`](super::Store::claim).
+    ///
+    /// # Errors
+    /// As [`GroupCommit::submit`].
+    pub(crate) async fn claim(
+        &self,
+        claim: &NewClaim,
+        now: Option<OffsetDateTime>,
+        upstream_token: UpstreamToken,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let op = Op::Claim {
+            claim: claim.clone(),
+            now,
+            upstream_token,
+        };
+        expect_claim(self.submit(op).await?)
+    }
+
     /// Queues `op` and waits until its batch has committed.
     ///
     /// # Errors
@@ -349,7 +368,7 @@ fn expect_held(done: Done) -> Result<bool, StoreError> {
 }
 
 /// As [`expect_seq`], for claims.
-pub(crate) fn expect_claim(done: Done) -> Result<ClaimOutcome, StoreError> {
+fn expect_claim(done: Done) -> Result<ClaimOutcome, StoreError> {
     match done {
         Done::Claimed(outcome) => Ok(outcome),
         other => Err(StoreError::Corrupt(format!("claim answered {other:?}"))),

@@ -15,10 +15,9 @@
 //! `seq` stays gapless across replicas, and a stale head can never write a
 //! row. After any failure the head is read afresh.
 //!
-//! Claims (phase 1) are not batched here: each runs in its own short
-//! transaction on a pooled connection (`PgStore::claim`), concurrently with
-//! the others, and PostgreSQL already flushes the WAL of concurrent commits
-//! together. A claim op in a batch is answered as a store bug.
+//! Claims (phase 1) have a writer of their own ([`super::claims`]), so that
+//! they never wait for the chain head; a claim op here is answered as a
+//! store bug.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

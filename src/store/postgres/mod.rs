@@ -3,6 +3,7 @@
 
 mod audit_query;
 mod batch;
+mod claims;
 
 /// The shared SQL of [`crate::store::sql`], for PostgreSQL: concurrent
 /// claims of one key wait on the row lock (`for update`).
@@ -44,6 +45,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub struct PgStore {
     pool: PgPool,
     writer: GroupCommit,
+    /// The group-commit writer of phase-1 claims ([`claims`]).
+    claims: GroupCommit,
 }
 
 impl PgStore {
@@ -94,7 +97,12 @@ impl PgStore {
     /// called from within one).
     pub fn from_pool(pool: PgPool) -> Self {
         let writer = GroupCommit::spawn(batch::PgBatch::new(pool.clone()));
-        Self { pool, writer }
+        let claims = GroupCommit::spawn(claims::PgClaimBatch { pool: pool.clone() });
+        Self {
+            pool,
+            writer,
+            claims,
+        }
     }
 
     /// The connection pool.
@@ -144,9 +152,10 @@ impl Store for PgStore {
         }
     }
 
-    /// Concurrent claims of one key serialize on the primary key and the
-    /// row lock; `now = None` reads the database's clock, shared by every
-    /// replica.
+    /// Claims go through the claim writer ([`claims`]): one transaction per
+    /// batch. Concurrent claims of one key serialize on the primary key and
+    /// the row lock; `now = None` reads the database's clock, shared by
+    /// every replica.
     #[tracing::instrument(name = "db.claim", skip_all)]
     async fn claim(
         &self,
@@ -154,11 +163,7 @@ impl Store for PgStore {
         now: Option<OffsetDateTime>,
         upstream_token: UpstreamToken,
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut tx = waiting(self.pool.begin()).await?;
-        let now = clock(&mut tx, now).await?;
-        let outcome = queries::claim(&mut tx, claim, now, &*upstream_token).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.claims.claim(claim, now, upstream_token).await
     }
 
     #[tracing::instrument(name = "db.complete", skip_all)]

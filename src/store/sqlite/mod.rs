@@ -52,7 +52,7 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::group_commit::{self, GroupCommit, Op};
+use super::group_commit::GroupCommit;
 use super::sql::DbTime;
 use super::{
     AuditEvent, AuditQuery, AuditRows, ChainPoint, ClaimOutcome, NewClaim, PoolStatus, RecordKey,
@@ -238,12 +238,7 @@ impl Store for SqliteStore {
         now: Option<OffsetDateTime>,
         upstream_token: UpstreamToken,
     ) -> Result<ClaimOutcome, StoreError> {
-        let op = Op::Claim {
-            claim: claim.clone(),
-            now,
-            upstream_token,
-        };
-        group_commit::expect_claim(self.group.submit(op).await?)
+        self.group.claim(claim, now, upstream_token).await
     }
 
     #[tracing::instrument(name = "db.complete", skip_all)]
