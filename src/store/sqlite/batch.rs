@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 
 use super::{BEGIN_IMMEDIATE, SqliteStore, queries};
 use crate::store::group_commit::{self, Batch, ChainEntry, Done, Link, Op};
-use crate::store::sql::DbTime;
+use crate::store::sql::{AUDIT_COLUMNS, DbTime};
 use crate::store::{DEFAULT_CHAIN, StoreError, hash32, waiting};
 
 /// The batch writer of a [`SqliteStore`].
@@ -77,7 +77,7 @@ impl Batch for SqliteBatch {
     }
 }
 
-/// The columns of one `audit_event` row, in insert order.
+/// The columns of one `audit_event` row ([`AUDIT_COLUMNS`], in that order).
 const COLUMNS: usize = 23;
 
 /// `insert … values` with `2^k` rows, for `k` in `0..=8` (1 to
@@ -90,13 +90,7 @@ fn insert_sql(rows: usize) -> &'static str {
             .map(|k| {
                 let row = format!("({})", vec!["?"; COLUMNS].join(", "));
                 format!(
-                    "insert into audit_event (
-                        event_id, chain_id, seq, event_time, method, read_only, principal,
-                        source_ip, user_agent, request_id, account_id, request_parameters,
-                        response_elements, grpc_code, error_reason, error_message,
-                        upstream_request_id, upstream_attempts, idempotency_outcome,
-                        client_token_sha256, duration_us, prev_hash, row_hash
-                    ) values {}",
+                    "insert into audit_event ({AUDIT_COLUMNS}) values {}",
                     vec![row; 1 << k].join(", ")
                 )
             })
