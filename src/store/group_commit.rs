@@ -2,7 +2,8 @@
 //! many RPCs' writes into one transaction.
 //!
 //! An RPC hands its write ([`Op`]: an audit event, a phase-3 completion
-//! with its audit event, or on SQLite a phase-1 claim) to the writer over a
+//! with its audit event, or a phase-1 claim: on SQLite to the same writer,
+//! on PostgreSQL to a claim writer of its own) to the writer over a
 //! bounded channel and waits on a oneshot. The writer drains whatever is
 //! queued, with no fixed wait, up to [`MAX_BATCH`] writes, and gives them
 //! to the backend's [`Batch::write`], which runs them in one transaction:
@@ -74,8 +75,8 @@ pub(crate) enum Op {
         outcome: RecordOutcome,
         entry: ChainEntry,
     },
-    /// Phase 1 (the SQLite store, whose one writer connection serializes
-    /// claims anyway): claim a client token.
+    /// Phase 1: claim a client token (SQLite: in the one writer's batches;
+    /// PostgreSQL: in the claim writer's, `store::postgres::claims`).
     Claim {
         claim: NewClaim,
         now: Option<OffsetDateTime>,
