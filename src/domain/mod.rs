@@ -7,9 +7,14 @@
 
 mod account_link;
 mod ids;
+mod resource_share;
 
 pub use account_link::{
     AccountLink, AccountLinkStatus, GetAccountLinkInput, ListAccountLinksInput,
     ListAccountLinksPage, Mutation, MutationKind,
+};
+pub use resource_share::{
+    InvitationMutation, InvitationStatus, ListInvitationsInput, ListInvitationsPage, Provider,
+    ResourceShareInvitation,
 };
 pub use ids::{AccountId, ClientToken, FieldViolation, LinkId, NextToken};

@@ -16,6 +16,7 @@
 
 mod client_cache;
 mod http_client;
+pub mod ram;
 mod sdk;
 
 use std::future::Future;
