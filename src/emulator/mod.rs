@@ -66,7 +66,9 @@
 //! - `server`: the axum handlers.
 
 mod faults;
+mod huawei;
 mod protocol;
+mod ram;
 mod server;
 mod state;
 mod sts;
@@ -102,6 +104,10 @@ pub struct Emulator {
     links: Arc<RwLock<state::LinkStore>>,
     /// TCP connections accepted by [`Emulator::serve`] since the emulator was created.
     connections: Arc<AtomicU64>,
+    /// AWS RAM: shares, associations, invitations, the emulator clock.
+    ram: Arc<Mutex<ram::RamState>>,
+    /// Huawei RAM: invitations and the AK/SK credentials it verifies.
+    huawei: Arc<Mutex<huawei::HuaweiState>>,
 }
 
 #[derive(Debug, Default)]

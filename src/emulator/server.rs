@@ -26,6 +26,8 @@ pub(super) fn router(emulator: Emulator) -> Router {
         .route("/_emulator/calls", get(list_calls).delete(clear_calls))
         .route("/_emulator/faults", post(inject_fault).delete(clear_faults))
         .route("/_emulator/links", get(list_links))
+        .merge(super::ram::routes())
+        .merge(super::huawei::routes())
         .with_state(emulator)
 }
 

@@ -10,6 +10,9 @@
 //! `RAM.1004`, `APIGW.0301`) and `aws_request_id` its request id
 //! (`x-amzn-RequestId`, Huawei `X-Request-Id`).
 
+pub mod aws;
+pub mod huawei;
+
 use std::future::Future;
 
 use super::{UpstreamError, UpstreamOutput};

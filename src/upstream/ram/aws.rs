@@ -1,0 +1,1 @@
+//! AWS RAM through `aws-sdk-ram`. Placeholder.
