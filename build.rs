@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/accountlink/v1/account_link.proto",
         "proto/accountlink/v1/audit.proto",
+        "proto/accountlink/v1/resource_share.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -471,6 +471,8 @@ fn to_pb(q: &AuditQuery) -> pb::ListAuditEventsRequest {
             .unwrap_or_default(),
         page_size: PAGE as i32,
         page_token: String::new(),
+        invitation_id: q.invitation_id.clone().unwrap_or_default(),
+        ..Default::default()
     }
 }
 

@@ -69,7 +69,8 @@ pub struct PolicyEntry {
     pub principal: String,
     /// Allowed RPC method names (e.g. `CreateAccountLinkInvitation`), or `*`.
     pub methods: Vec<String>,
-    /// Allowed acting accounts (12 digits), or `*`.
+    /// Allowed acting accounts (12 digits on AWS, 32 hex characters on
+    /// Huawei), or `*`.
     pub accounts: Vec<String>,
 }
 
@@ -288,7 +289,7 @@ impl Policy {
                 if a == "*" {
                     grant.all_accounts = true;
                 } else {
-                    let id = AccountId::parse(a).map_err(|e| {
+                    let id = AccountId::parse_any(a).map_err(|e| {
                         AuthConfigError(format!("policy for {principal:?}: account {a:?} {e}"))
                     })?;
                     grant.accounts.push(id);

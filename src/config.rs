@@ -235,6 +235,11 @@ pub struct ServeArgs {
     /// AWS endpoint override (e.g. a standalone emulator).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// Huawei Cloud RAM endpoint (issue 12). Default
+    /// [`HUAWEI_RAM_DEFAULT_ENDPOINT`]; in `--dev`, the endpoint of the
+    /// emulator (the in-process one, or `--aws-endpoint-url`).
+    #[arg(long, env = "HUAWEI_RAM_ENDPOINT")]
+    pub huawei_ram_endpoint: Option<String>,
     /// AWS Region (default: the aws-config chain; us-east-1 in --dev).
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,
@@ -363,6 +368,10 @@ pub struct ServeArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+/// Huawei Cloud RAM's global endpoint
+/// (<https://developer.huaweicloud.com/intl/en-us/endpoint?RAM>).
+pub const HUAWEI_RAM_DEFAULT_ENDPOINT: &str = "https://ram.myhuaweicloud.com";
+
 impl ServeArgs {
     /// Settings with the defaults above and `database_url`, for tests and
     /// embedding (the environment is read, then what tests must control is
@@ -376,6 +385,7 @@ impl ServeArgs {
         let mut serve = (**serve).clone();
         serve.database.database_url = Some(database_url.into());
         serve.aws_endpoint_url = None;
+        serve.huawei_ram_endpoint = None;
         serve.config = None;
         serve.tls_cert = None;
         serve.tls_key = None;
@@ -474,14 +484,48 @@ pub struct FileConfig {
     pub policy: Vec<PolicyEntry>,
 }
 
+/// The cloud of an `[[accounts]]` entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountProvider {
+    /// An AWS account (the default): WorkSpaces account links and AWS RAM,
+    /// with the same aws-config credentials.
+    #[default]
+    Aws,
+    /// A Huawei Cloud account: Huawei RAM, with an AK/SK.
+    Huawei,
+}
+
 /// One `[[accounts]]` entry: the account and where its credentials come
-/// from (at most one of `profile` and `role_arn`; neither = the ambient
-/// aws-config chain).
+/// from.
+///
+/// AWS (`provider = "aws"`, the default): at most one of `profile` and
+/// `role_arn`; neither = the ambient aws-config chain.
+///
+/// Huawei (`provider = "huawei"`): the AK/SK come from the environment
+/// (`access_key_id_env` and `secret_access_key_env` name the variables,
+/// `security_token_env` the optional `X-Security-Token` of temporary
+/// credentials) or from `credentials_file`, the `credentials.csv` Huawei's
+/// console downloads (`User Name,Access Key Id,Secret Access Key`). Never
+/// in the TOML itself.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountEntry {
-    /// The account id (12 digits).
+    /// The cloud (default `aws`).
+    #[serde(default)]
+    pub provider: AccountProvider,
+    /// The account id: 12 digits on AWS, the 32-hex account (domain) id on
+    /// Huawei.
     pub account_id: String,
+    /// Huawei: the environment variable holding the access key id.
+    pub access_key_id_env: Option<String>,
+    /// Huawei: the environment variable holding the secret access key.
+    pub secret_access_key_env: Option<String>,
+    /// Huawei: the environment variable holding the security token of
+    /// temporary credentials (optional).
+    pub security_token_env: Option<String>,
+    /// Huawei: a `credentials.csv` as Huawei's console downloads it.
+    pub credentials_file: Option<PathBuf>,
     /// A named profile of the shared AWS config files.
     pub profile: Option<String>,
     /// A role to assume (STS AssumeRole through aws-config, credentials
@@ -543,6 +587,20 @@ impl FileConfig {
     pub fn account_settings(&self) -> Result<Vec<AccountSettings>, ConfigError> {
         let mut out: Vec<AccountSettings> = Vec::with_capacity(self.accounts.len());
         for entry in &self.accounts {
+            if entry.provider != AccountProvider::Aws {
+                continue;
+            }
+            if entry.access_key_id_env.is_some()
+                || entry.secret_access_key_env.is_some()
+                || entry.security_token_env.is_some()
+                || entry.credentials_file.is_some()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "account {:?}: access_key_id_env, secret_access_key_env, security_token_env \
+                     and credentials_file are for provider = \"huawei\"",
+                    entry.account_id
+                )));
+            }
             let account_id = AccountId::parse(&entry.account_id).map_err(|e| {
                 ConfigError::Invalid(format!("accounts.account_id {:?}: {e}", entry.account_id))
             })?;
@@ -582,9 +640,221 @@ impl FileConfig {
     }
 }
 
+/// Where a Huawei account's AK/SK come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HuaweiCredentialSource {
+    /// Environment variables, read at startup.
+    Env {
+        /// Holds the access key id.
+        access_key_id: String,
+        /// Holds the secret access key.
+        secret_access_key: String,
+        /// Holds the security token, for temporary credentials.
+        security_token: Option<String>,
+    },
+    /// Huawei's `credentials.csv`.
+    File(PathBuf),
+}
+
+/// One configured Huawei account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HuaweiAccountSettings {
+    /// The account (domain) id, 32 lowercase hex characters.
+    pub account_id: AccountId,
+    /// Where its AK/SK come from.
+    pub credentials: HuaweiCredentialSource,
+}
+
+/// A Huawei AK/SK as read from its source.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HuaweiKeys {
+    /// The access key id (AK).
+    pub access_key_id: String,
+    /// The secret access key (SK).
+    pub secret_access_key: String,
+    /// The `X-Security-Token` of temporary credentials.
+    pub security_token: Option<String>,
+}
+
+impl std::fmt::Debug for HuaweiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HuaweiKeys")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("security_token", &self.security_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl HuaweiCredentialSource {
+    /// Reads the keys: the environment variables, or the first data row of
+    /// the CSV (columns found by their header names `Access Key Id` and
+    /// `Secret Access Key`, case-insensitively).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the variable or file that is missing
+    /// or malformed (never its value).
+    pub fn read(&self) -> Result<HuaweiKeys, ConfigError> {
+        match self {
+            Self::Env {
+                access_key_id,
+                secret_access_key,
+                security_token,
+            } => {
+                let var = |name: &str| {
+                    std::env::var(name)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| {
+                            ConfigError::Invalid(format!("environment variable {name} is not set"))
+                        })
+                };
+                Ok(HuaweiKeys {
+                    access_key_id: var(access_key_id)?,
+                    secret_access_key: var(secret_access_key)?,
+                    security_token: security_token.as_deref().map(var).transpose()?,
+                })
+            }
+            Self::File(path) => {
+                let bad = |why: &str| {
+                    ConfigError::Invalid(format!("credentials_file {}: {why}", path.display()))
+                };
+                let text = std::fs::read_to_string(path).map_err(|_| bad("cannot be read"))?;
+                let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                let header: Vec<String> = lines
+                    .next()
+                    .ok_or_else(|| bad("is empty"))?
+                    .split(',')
+                    .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
+                    .collect();
+                let column = |name: &str| {
+                    header
+                        .iter()
+                        .position(|h| h == name)
+                        .ok_or_else(|| bad(&format!("has no \"{name}\" column")))
+                };
+                let (ak, sk) = (column("access key id")?, column("secret access key")?);
+                let row: Vec<&str> = lines
+                    .next()
+                    .ok_or_else(|| bad("has no data row"))?
+                    .split(',')
+                    .map(|v| v.trim().trim_matches('"'))
+                    .collect();
+                let value = |i: usize| {
+                    row.get(i)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (*v).to_owned())
+                        .ok_or_else(|| bad("has an empty key"))
+                };
+                Ok(HuaweiKeys {
+                    access_key_id: value(ak)?,
+                    secret_access_key: value(sk)?,
+                    security_token: None,
+                })
+            }
+        }
+    }
+}
+
+impl FileConfig {
+    /// The validated Huawei accounts (`provider = "huawei"`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a bad or duplicate account id, AWS-only
+    /// settings on a Huawei account, or not exactly one credential source.
+    pub fn huawei_account_settings(&self) -> Result<Vec<HuaweiAccountSettings>, ConfigError> {
+        let mut out: Vec<HuaweiAccountSettings> = Vec::new();
+        for entry in self.accounts.iter().filter(|e| e.provider == AccountProvider::Huawei) {
+            let account_id = AccountId::parse_huawei(&entry.account_id).map_err(|e| {
+                ConfigError::Invalid(format!("accounts.account_id {:?}: {e}", entry.account_id))
+            })?;
+            let invalid = |why: &str| ConfigError::Invalid(format!("huawei account {account_id}: {why}"));
+            if out.iter().any(|a| a.account_id == account_id) {
+                return Err(invalid("listed twice"));
+            }
+            if entry.profile.is_some()
+                || entry.role_arn.is_some()
+                || entry.external_id.is_some()
+                || entry.session_name.is_some()
+            {
+                return Err(invalid("profile, role_arn, external_id and session_name are AWS settings"));
+            }
+            let credentials = match (
+                &entry.access_key_id_env,
+                &entry.secret_access_key_env,
+                &entry.credentials_file,
+            ) {
+                (Some(ak), Some(sk), None) => HuaweiCredentialSource::Env {
+                    access_key_id: ak.clone(),
+                    secret_access_key: sk.clone(),
+                    security_token: entry.security_token_env.clone(),
+                },
+                (None, None, Some(path)) if entry.security_token_env.is_none() => {
+                    HuaweiCredentialSource::File(path.clone())
+                }
+                _ => {
+                    return Err(invalid(
+                        "set access_key_id_env and secret_access_key_env (and optionally \
+                         security_token_env), or credentials_file",
+                    ));
+                }
+            };
+            out.push(HuaweiAccountSettings {
+                account_id,
+                credentials,
+            });
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huawei_accounts_take_keys_from_the_environment_or_a_csv_never_the_toml() {
+        let domain = "0123456789abcdef0123456789abcdef";
+        let toml_text = format!(
+            "[[accounts]]\naccount_id = \"111111111111\"\n\
+             [[accounts]]\nprovider = \"huawei\"\naccount_id = \"{domain}\"\n\
+             access_key_id_env = \"ALS_TEST_HW_AK\"\nsecret_access_key_env = \"ALS_TEST_HW_SK\"\n"
+        );
+        let cfg: FileConfig = toml::from_str(&toml_text).unwrap();
+        assert_eq!(cfg.account_settings().unwrap().len(), 1);
+        let huawei = cfg.huawei_account_settings().unwrap();
+        assert_eq!(huawei.len(), 1);
+        assert_eq!(huawei[0].account_id.as_str(), domain);
+        // The variables are not set in this process: the error names the variable.
+        let err = huawei[0].credentials.read().unwrap_err().to_string();
+        assert!(err.contains("ALS_TEST_HW_AK"), "{err}");
+
+        let dir = std::env::temp_dir().join(format!("als-hw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("credentials.csv");
+        std::fs::write(&csv, "User Name,Access Key Id,Secret Access Key\nops,AKEXAMPLE,SKEXAMPLE\n").unwrap();
+        let keys = HuaweiCredentialSource::File(csv.clone()).read().unwrap();
+        assert_eq!((keys.access_key_id.as_str(), keys.secret_access_key.as_str()), ("AKEXAMPLE", "SKEXAMPLE"));
+        assert!(!format!("{keys:?}").contains("SKEXAMPLE"));
+        std::fs::write(&csv, "User Name,Access Key Id\nops,AK\n").unwrap();
+        assert!(HuaweiCredentialSource::File(csv).read().is_err());
+
+        // A clear-text key is not a setting; a Huawei id on an AWS entry is refused.
+        assert!(toml::from_str::<FileConfig>(&format!(
+            "[[accounts]]\nprovider = \"huawei\"\naccount_id = \"{domain}\"\nsecret_access_key = \"x\"\n"
+        ))
+        .is_err());
+        let aws_with_huawei_keys: FileConfig = toml::from_str(
+            "[[accounts]]\naccount_id = \"111111111111\"\ncredentials_file = \"/x\"\n",
+        )
+        .unwrap();
+        assert!(aws_with_huawei_keys.account_settings().is_err());
+        let no_source: FileConfig = toml::from_str(&format!(
+            "[[accounts]]\nprovider = \"huawei\"\naccount_id = \"{domain}\"\n"
+        ))
+        .unwrap();
+        assert!(no_source.huawei_account_settings().is_err());
+    }
 
     #[test]
     fn file_config_parses_accounts_and_rejects_bad_ids() {

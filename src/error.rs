@@ -23,6 +23,52 @@ pub const ERROR_DOMAIN: &str = "accountlink.v1";
 /// The `ResourceInfo.resource_type` of an account link.
 pub const ACCOUNT_LINK_RESOURCE_TYPE: &str = "workspaces.amazonaws.com/AccountLink";
 
+/// The `ResourceInfo.resource_type` of an AWS RAM resource-share invitation.
+pub const AWS_RAM_INVITATION_RESOURCE_TYPE: &str = "ram.amazonaws.com/ResourceShareInvitation";
+
+/// The `ResourceInfo.resource_type` of a Huawei RAM resource-share invitation.
+pub const HUAWEI_RAM_INVITATION_RESOURCE_TYPE: &str =
+    "ram.myhuaweicloud.com/ResourceShareInvitation";
+
+/// What an upstream error is about, for [`ApiError::upstream_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamResource {
+    /// `ResourceInfo.resource_type` of a not-found error.
+    pub resource_type: &'static str,
+    /// `PreconditionFailure.Violation.type` of a Conflict (the resource's
+    /// state forbids the operation).
+    pub status_type: &'static str,
+    /// A Conflict means the resource exists already (ALREADY_EXISTS, on a
+    /// create) rather than a failed precondition.
+    pub conflict_is_already_exists: bool,
+}
+
+impl UpstreamResource {
+    /// An account link, for Accept, Reject, Delete, Get and List.
+    pub const ACCOUNT_LINK: Self = Self {
+        resource_type: ACCOUNT_LINK_RESOURCE_TYPE,
+        status_type: "ACCOUNT_LINK_STATUS",
+        conflict_is_already_exists: false,
+    };
+    /// An account link, for CreateAccountLinkInvitation.
+    pub const ACCOUNT_LINK_CREATE: Self = Self {
+        conflict_is_already_exists: true,
+        ..Self::ACCOUNT_LINK
+    };
+    /// An AWS RAM invitation: a Conflict is AlreadyAccepted, AlreadyRejected
+    /// or Expired.
+    pub const AWS_RAM_INVITATION: Self = Self {
+        resource_type: AWS_RAM_INVITATION_RESOURCE_TYPE,
+        status_type: "RESOURCE_SHARE_INVITATION_STATUS",
+        conflict_is_already_exists: false,
+    };
+    /// A Huawei RAM invitation.
+    pub const HUAWEI_RAM_INVITATION: Self = Self {
+        resource_type: HUAWEI_RAM_INVITATION_RESOURCE_TYPE,
+        ..Self::AWS_RAM_INVITATION
+    };
+}
+
 /// Suggested client back-off for retryable errors (`google.rpc.RetryInfo`).
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -236,13 +282,31 @@ impl ApiError {
         }
     }
 
-    /// Maps an upstream failure by AWS error code (DESIGN §7). `method`
-    /// decides Conflict (ALREADY_EXISTS on Create, FAILED_PRECONDITION
-    /// otherwise); `resource` names the link or account for `ResourceInfo`,
-    /// `PreconditionFailure` and `BadRequest`; `owner` is the acting account.
+    /// Maps an account-link upstream failure by AWS error code (DESIGN §7).
+    /// `method` decides Conflict (ALREADY_EXISTS on Create,
+    /// FAILED_PRECONDITION otherwise); `resource` names the link or account
+    /// for `ResourceInfo`, `PreconditionFailure` and `BadRequest`; `owner` is
+    /// the acting account.
     pub fn upstream(
         err: &UpstreamError,
         method: Option<MutationKind>,
+        resource: (&str, &str),
+        owner: &str,
+    ) -> Self {
+        let kind = if method == Some(MutationKind::Create) {
+            UpstreamResource::ACCOUNT_LINK_CREATE
+        } else {
+            UpstreamResource::ACCOUNT_LINK
+        };
+        Self::upstream_of(err, &kind, resource, owner)
+    }
+
+    /// Maps an upstream failure of any provider by its error code (DESIGN §7;
+    /// issue 12 for RAM): `kind` names the resource type and what a Conflict
+    /// means for it; the other arguments are those of [`ApiError::upstream`].
+    pub fn upstream_of(
+        err: &UpstreamError,
+        kind: &UpstreamResource,
         resource: (&str, &str),
         owner: &str,
     ) -> Self {
@@ -264,16 +328,16 @@ impl ApiError {
             UpstreamErrorKind::ResourceNotFound => {
                 let mut e = Self::new(Code::NotFound, reason::RESOURCE_NOT_FOUND, &message);
                 e.details
-                    .set_resource_info(ACCOUNT_LINK_RESOURCE_TYPE, name, owner, &message);
+                    .set_resource_info(kind.resource_type, name, owner, &message);
                 e
             }
-            UpstreamErrorKind::Conflict if method == Some(MutationKind::Create) => {
+            UpstreamErrorKind::Conflict if kind.conflict_is_already_exists => {
                 Self::new(Code::AlreadyExists, reason::AWS_CONFLICT, &message)
             }
             UpstreamErrorKind::Conflict => {
                 let mut e = Self::new(Code::FailedPrecondition, reason::AWS_CONFLICT, &message);
                 e.details
-                    .add_precondition_failure_violation("ACCOUNT_LINK_STATUS", name, &message);
+                    .add_precondition_failure_violation(kind.status_type, name, &message);
                 e
             }
             UpstreamErrorKind::Throttling => {

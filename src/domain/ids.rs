@@ -39,6 +39,34 @@ impl AccountId {
         }
     }
 
+    /// Parses a Huawei Cloud account (domain) id: 32 lowercase hexadecimal
+    /// characters, as IAM's `domain_id` and RAM's `sender_account_id` /
+    /// `receiver_account_id` show it. Huawei's API reference documents the
+    /// members as strings without a pattern; this format is the observed one.
+    ///
+    /// # Errors
+    /// A description of the violation when `s` is not 32 lowercase hex
+    /// characters.
+    pub fn parse_huawei(s: &str) -> Result<Self, String> {
+        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("must be a Huawei account (domain) id: 32 lowercase hex characters".to_owned())
+        }
+    }
+
+    /// Parses an account id of either provider: 12 digits (AWS) or 32
+    /// lowercase hex characters (Huawei). For policy entries, which name
+    /// accounts of every provider.
+    ///
+    /// # Errors
+    /// A description of the violation when `s` is neither.
+    pub fn parse_any(s: &str) -> Result<Self, String> {
+        Self::parse(s).or_else(|aws| {
+            Self::parse_huawei(s).map_err(|huawei| format!("{aws}, or {huawei}"))
+        })
+    }
+
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
 use time::OffsetDateTime;
 
 /// Which cloud's RAM an invitation lives in.
@@ -140,6 +142,25 @@ impl InvitationMutation {
             Self::Accept { .. } => "AcceptResourceShareInvitation",
             Self::Reject { .. } => "RejectResourceShareInvitation",
         }
+    }
+
+    /// SHA-256 of the request's canonical form, the client-token record's
+    /// request fingerprint (DESIGN §5): the same encoding as account links'
+    /// (`accountlink.fingerprint.v1`, the method, `account_id=<acting>`, then
+    /// `field=value` lines), with `provider` and `invitation_id`.
+    pub fn fingerprint(&self, provider: Provider, acting: &super::AccountId) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        for line in [
+            "accountlink.fingerprint.v1",
+            self.method(),
+            &format!("account_id={acting}"),
+            &format!("provider={provider}"),
+            &format!("invitation_id={}", self.invitation_id()),
+        ] {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+        hasher.finalize().into()
     }
 }
 

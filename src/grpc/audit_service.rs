@@ -21,7 +21,7 @@ use tonic::{Code, Request, Response, Status};
 use super::context::{AuditDraft, CallContext};
 use super::convert::audit_str;
 use super::{AccountLinkApi, METHODS};
-use crate::domain::{AccountId, FieldViolation, LinkId};
+use crate::domain::{AccountId, FieldViolation, LinkId, Provider};
 use crate::error::{ApiError, code_name};
 use crate::proto::pb;
 use crate::proto::pb::audit_service_server::AuditService;
@@ -126,6 +126,16 @@ fn filter_digest(query: &AuditQuery) -> [u8; FILTER_DIGEST_BYTES] {
     );
     field(
         &mut hasher,
+        11,
+        query.provider.as_deref().map(str::as_bytes),
+    );
+    field(
+        &mut hasher,
+        12,
+        query.invitation_id.as_deref().map(str::as_bytes),
+    );
+    field(
+        &mut hasher,
         8,
         query.idempotency_outcome.map(|o| o.as_str().as_bytes()),
     );
@@ -196,6 +206,14 @@ pub(crate) fn list_audit_events_input(
         principal: text(&req.principal),
         account_id: text(&req.account_id),
         link_id: text(&req.link_id),
+        provider: match pb::ResourceShareProvider::try_from(req.provider) {
+            Ok(pb::ResourceShareProvider::AwsRam) => Some(Provider::AwsRam.as_str().to_owned()),
+            Ok(pb::ResourceShareProvider::HuaweiRam) => {
+                Some(Provider::HuaweiRam.as_str().to_owned())
+            }
+            Ok(pb::ResourceShareProvider::Unspecified) | Err(_) => None,
+        },
+        invitation_id: text(&req.invitation_id),
         grpc_code: text(&req.grpc_code),
         idempotency_outcome: None,
         before_seq: None,
@@ -225,8 +243,22 @@ pub(crate) fn list_audit_events_input(
             format!("must be at most {MAX_PRINCIPAL_CHARS} characters without control characters"),
         );
     }
+    if pb::ResourceShareProvider::try_from(req.provider).is_err() {
+        bad(
+            "provider",
+            "must be a ResourceShareProvider value".to_owned(),
+        );
+    }
+    if let Some(i) = &query.invitation_id
+        && (i.len() > 256 || i.chars().any(char::is_control))
+    {
+        bad(
+            "invitation_id",
+            "must be at most 256 characters without control characters".to_owned(),
+        );
+    }
     if let Some(a) = &query.account_id
-        && let Err(e) = AccountId::parse(a)
+        && let Err(e) = AccountId::parse_any(a)
     {
         bad("account_id", e);
     }
@@ -291,6 +323,8 @@ fn audit_params(req: &pb::ListAuditEventsRequest) -> Value {
         "principal": audit_str(&req.principal),
         "account_id": audit_str(&req.account_id),
         "link_id": audit_str(&req.link_id),
+        "provider": req.provider,
+        "invitation_id": audit_str(&req.invitation_id),
         "grpc_code": audit_str(&req.grpc_code),
         "idempotency_outcome": audit_str(&req.idempotency_outcome),
         "page_size": req.page_size,
@@ -473,6 +507,8 @@ mod tests {
             idempotency_outcome: "maybe".into(),
             page_size: -1,
             page_token: "zz".into(),
+            provider: 7,
+            invitation_id: "a\u{0}b".into(),
         };
         assert_eq!(
             fields(&req),
@@ -480,6 +516,8 @@ mod tests {
                 "end_time",
                 "method",
                 "principal",
+                "provider",
+                "invitation_id",
                 "account_id",
                 "link_id",
                 "grpc_code",

@@ -35,9 +35,10 @@ use serde_json::Value;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::convert::{audit_str, link_to_json};
+use super::convert::audit_str;
+use super::operation::{Operation, Resource};
 use super::{AccountLinkApi, Settled};
-use crate::domain::{AccountId, LinkId, Mutation};
+use crate::domain::AccountId;
 use crate::error::code_name;
 use crate::store::{
     AuditEvent, IdempotencyOutcome, RecordKey, RecordOutcome, StaleBacklog, StaleRecord, Store,
@@ -47,9 +48,6 @@ use crate::upstream::Upstream;
 
 /// The principal of the completer's audit events.
 pub const COMPLETER_PRINCIPAL: &str = "system:completer";
-
-/// Version of the canonical request encoding ([`request_body`]).
-const REQUEST_BODY_VERSION: u64 = 1;
 
 /// How the completer is bounded (`--completer-*`).
 #[derive(Debug, Clone)]
@@ -64,44 +62,6 @@ pub struct CompleterSettings {
     /// How long a `retryable` record is left to its caller before the
     /// completer takes it (the service uses the client-token lease).
     pub retryable_after: Duration,
-}
-
-/// The canonical request of `mutation` as a record stores it (the
-/// `request_body` column): `{"v": 1, "<proto field>": "<value>"}`, e.g.
-/// `{"v":1,"target_account_id":"222222222222"}`. The method and the
-/// acting account are columns of their own.
-pub(crate) fn request_body(mutation: &Mutation) -> String {
-    let [(field, value)] = mutation.parameters();
-    let mut body = serde_json::Map::new();
-    body.insert("v".into(), REQUEST_BODY_VERSION.into());
-    body.insert(field.into(), value.into());
-    Value::Object(body).to_string()
-}
-
-/// The mutation of a stored `method` and [`request_body`]; `None` when
-/// it does not parse (another version, or not a mutation).
-fn mutation_of(method: &str, body: &str) -> Option<Mutation> {
-    let body: Value = serde_json::from_str(body).ok()?;
-    if body.get("v")?.as_u64()? != REQUEST_BODY_VERSION {
-        return None;
-    }
-    let field = |name: &str| body.get(name).and_then(Value::as_str);
-    let link_id = || LinkId::parse(field("link_id")?).ok();
-    Some(match method {
-        "CreateAccountLinkInvitation" => Mutation::Create {
-            target_account_id: AccountId::parse(field("target_account_id")?).ok()?,
-        },
-        "AcceptAccountLinkInvitation" => Mutation::Accept {
-            link_id: link_id()?,
-        },
-        "RejectAccountLinkInvitation" => Mutation::Reject {
-            link_id: link_id()?,
-        },
-        "DeleteAccountLinkInvitation" => Mutation::Delete {
-            link_id: link_id()?,
-        },
-        _ => return None,
-    })
 }
 
 /// What one completer pass saw and did.
@@ -231,7 +191,7 @@ impl<U: Upstream> AccountLinkApi<U> {
     /// Re-drives one taken-over record through phases 2 and 3.
     async fn redrive(&self, record: StaleRecord) {
         let started = Instant::now();
-        let Some(mutation) = mutation_of(&record.method, &record.request_body) else {
+        let Some(operation) = Operation::from_stored(&record.method, &record.request_body) else {
             tracing::warn!(
                 method = %record.method,
                 "completer: the stored request does not parse; left to the caller"
@@ -239,9 +199,9 @@ impl<U: Upstream> AccountLinkApi<U> {
             failed("unreadable");
             return;
         };
-        let acting = AccountId::parse(&record.acting_account_id)
+        let acting = AccountId::parse_any(&record.acting_account_id)
             .ok()
-            .and_then(|a| self.inner.upstream.resolve_account(Some(a)).ok());
+            .and_then(|a| operation.resolve_account(&self.inner, Some(a)).ok());
         let Some(acting) = acting else {
             tracing::warn!(
                 method = %record.method,
@@ -251,7 +211,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             failed("account");
             return;
         };
-        let method = mutation.kind().method();
+        let method = operation.method();
         let request_id = Uuid::new_v4().to_string();
         let span = tracing::info_span!(
             "completer",
@@ -262,13 +222,11 @@ impl<U: Upstream> AccountLinkApi<U> {
             account_id = %acting,
         );
         async {
-            let result = self
-                .inner
-                .upstream
-                .mutate(&acting, &mutation, &record.upstream_client_token)
+            let result = operation
+                .drive(&self.inner, &acting, &record.upstream_client_token)
                 .await;
-            let settled = Settled::of(result, &mutation, &acting);
-            let event = recovered_event(&record, &mutation, &acting, &settled, request_id, started);
+            let settled = Settled::of(result, &operation, &acting);
+            let event = recovered_event(&record, &operation, &acting, &settled, request_id, started);
             let key = RecordKey {
                 principal: record.principal.clone(),
                 method,
@@ -325,19 +283,18 @@ impl<U: Upstream> AccountLinkApi<U> {
 /// `request_parameters.on_behalf_of`, no peer address or user agent.
 fn recovered_event(
     record: &StaleRecord,
-    mutation: &Mutation,
+    operation: &Operation,
     acting: &AccountId,
     settled: &Settled,
     request_id: String,
     started: Instant,
 ) -> AuditEvent {
-    let [(field, value)] = mutation.parameters();
-    let mut parameters = serde_json::Map::new();
-    parameters.insert("account_id".into(), audit_str(acting.as_str()));
-    parameters.insert(field.into(), audit_str(value));
-    parameters.insert("on_behalf_of".into(), audit_str(&record.principal));
+    let mut parameters = operation.audit_parameters(acting);
+    if let Value::Object(map) = &mut parameters {
+        map.insert("on_behalf_of".into(), audit_str(&record.principal));
+    }
     let (grpc_code, error_reason, error_message, response_elements) = match &settled.answer {
-        Ok(link) => ("OK", None, None, Some(link_to_json(link))),
+        Ok(resource) => ("OK", None, None, Some(Resource::to_json(resource))),
         Err(api) => (
             code_name(api.code()),
             Some(api.reason().to_owned()),
@@ -348,14 +305,14 @@ fn recovered_event(
     AuditEvent {
         event_id: Uuid::new_v4(),
         event_time: crate::audit::now_micros(),
-        method: mutation.kind().method().to_owned(),
+        method: operation.method().to_owned(),
         read_only: false,
         principal: COMPLETER_PRINCIPAL.to_owned(),
         source_ip: None,
         user_agent: None,
         request_id,
         account_id: Some(acting.to_string()),
-        request_parameters: Value::Object(parameters),
+        request_parameters: parameters,
         response_elements,
         grpc_code: grpc_code.to_owned(),
         error_reason,
@@ -371,51 +328,83 @@ fn recovered_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{InvitationMutation, LinkId, Mutation, Provider};
 
     #[test]
     fn the_canonical_request_round_trips_for_every_mutation() {
         let link = || LinkId::parse("link-12345678").unwrap();
-        for mutation in [
-            Mutation::Create {
+        let invitation = || "arn:aws:ram:us-east-1:111111111111:resource-share-invitation/x".to_owned();
+        for operation in [
+            Operation::Link(Mutation::Create {
                 target_account_id: AccountId::parse("222222222222").unwrap(),
+            }),
+            Operation::Link(Mutation::Accept { link_id: link() }),
+            Operation::Link(Mutation::Reject { link_id: link() }),
+            Operation::Link(Mutation::Delete { link_id: link() }),
+            Operation::Invitation {
+                provider: Provider::AwsRam,
+                mutation: InvitationMutation::Accept {
+                    invitation_id: invitation(),
+                },
             },
-            Mutation::Accept { link_id: link() },
-            Mutation::Reject { link_id: link() },
-            Mutation::Delete { link_id: link() },
+            Operation::Invitation {
+                provider: Provider::HuaweiRam,
+                mutation: InvitationMutation::Reject {
+                    invitation_id: "0123456789abcdef0123456789abcdef".to_owned(),
+                },
+            },
         ] {
-            let body = request_body(&mutation);
+            let body = operation.request_body();
             assert_eq!(
-                mutation_of(mutation.kind().method(), &body),
-                Some(mutation.clone()),
+                Operation::from_stored(operation.method(), &body),
+                Some(operation.clone()),
                 "{body}"
             );
         }
         assert_eq!(
-            request_body(&Mutation::Accept { link_id: link() }),
+            Operation::Link(Mutation::Accept { link_id: link() }).request_body(),
             r#"{"link_id":"link-12345678","v":1}"#
+        );
+        assert_eq!(
+            Operation::Invitation {
+                provider: Provider::HuaweiRam,
+                mutation: InvitationMutation::Accept {
+                    invitation_id: "i".to_owned()
+                },
+            }
+            .request_body(),
+            r#"{"invitation_id":"i","provider":"HUAWEI_RAM","v":1}"#
         );
     }
 
     #[test]
     fn an_unknown_version_or_method_or_a_bad_value_is_not_re_driven() {
+        let of = Operation::from_stored;
         assert_eq!(
-            mutation_of(
+            of(
                 "AcceptAccountLinkInvitation",
                 r#"{"v":2,"link_id":"link-12345678"}"#
             ),
             None
         );
         assert_eq!(
-            mutation_of("GetAccountLink", r#"{"v":1,"link_id":"link-12345678"}"#),
+            of("GetAccountLink", r#"{"v":1,"link_id":"link-12345678"}"#),
             None
         );
         assert_eq!(
-            mutation_of(
+            of(
                 "CreateAccountLinkInvitation",
                 r#"{"v":1,"target_account_id":"1"}"#
             ),
             None
         );
-        assert_eq!(mutation_of("CreateAccountLinkInvitation", "not json"), None);
+        assert_eq!(
+            of(
+                "AcceptResourceShareInvitation",
+                r#"{"v":1,"provider":"GCP","invitation_id":"i"}"#
+            ),
+            None
+        );
+        assert_eq!(of("CreateAccountLinkInvitation", "not json"), None);
     }
 }

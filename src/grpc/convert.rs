@@ -20,14 +20,21 @@ const AUDIT_FIELD_MAX_CHARS: usize = 256;
 /// mutation, and the client token (if sent).
 pub(crate) type MutationInput = (Option<AccountId>, (Mutation, Option<ClientToken>));
 
+/// An account-link mutation input as the shared pipeline takes it.
+pub(super) fn link_operation(
+    (account, (mutation, token)): MutationInput,
+) -> super::OperationInput {
+    (account, (super::Operation::Link(mutation), token))
+}
+
 /// Collects violations while parsing a request.
 #[derive(Debug, Default)]
-struct Checker {
-    violations: Vec<FieldViolation>,
+pub(super) struct Checker {
+    pub(super) violations: Vec<FieldViolation>,
 }
 
 impl Checker {
-    fn optional<T>(
+    pub(super) fn optional<T>(
         &mut self,
         field: &str,
         raw: &str,
@@ -46,7 +53,7 @@ impl Checker {
         }
     }
 
-    fn required<T>(
+    pub(super) fn required<T>(
         &mut self,
         field: &str,
         raw: &str,
@@ -60,7 +67,7 @@ impl Checker {
         self.optional(field, raw, parse)
     }
 
-    fn finish<T>(self, value: Option<T>) -> Result<T, Vec<FieldViolation>> {
+    pub(super) fn finish<T>(self, value: Option<T>) -> Result<T, Vec<FieldViolation>> {
         match value {
             Some(v) if self.violations.is_empty() => Ok(v),
             _ => Err(self.violations),

@@ -5,7 +5,8 @@
 //! tonic decodes request messages before a handler runs and answers a
 //! protobuf error (truncated bytes, a wrong wire type, invalid UTF-8 in a
 //! string) with an unaudited INTERNAL. [`MalformedRequestLayer`] buffers
-//! each `AccountLinkService` and `AuditService` request body (bounded), checks that it is one
+//! each `AccountLinkService`, `AuditService` and `ResourceShareInvitationService`
+//! request body (bounded), checks that it is one
 //! uncompressed gRPC frame holding a message that decodes as the method's
 //! request type, and otherwise replaces the body with an empty message and
 //! marks the request with a [`Malformed`] extension, which the handler turns
@@ -40,9 +41,10 @@ use tonic::body::Body;
 use crate::proto::pb;
 
 /// The path prefixes of the API's methods.
-const SERVICE_PREFIXES: [&str; 2] = [
+const SERVICE_PREFIXES: [&str; 3] = [
     "/accountlink.v1.AccountLinkService/",
     "/accountlink.v1.AuditService/",
+    "/accountlink.v1.ResourceShareInvitationService/",
 ];
 
 /// Why a request message could not be used; set as a request extension.
@@ -202,6 +204,18 @@ pub(super) fn check(method: &str, body: Bytes, limit: usize) -> Result<Bytes, Ma
         "GetAccountLink" => pb::GetAccountLinkRequest::decode(message).map(drop),
         "ListAccountLinks" => pb::ListAccountLinksRequest::decode(message).map(drop),
         "ListAuditEvents" => pb::ListAuditEventsRequest::decode(message).map(drop),
+        "ListResourceShareInvitations" => {
+            pb::ListResourceShareInvitationsRequest::decode(message).map(drop)
+        }
+        "GetResourceShareInvitation" => {
+            pb::GetResourceShareInvitationRequest::decode(message).map(drop)
+        }
+        "AcceptResourceShareInvitation" => {
+            pb::AcceptResourceShareInvitationRequest::decode(message).map(drop)
+        }
+        "RejectResourceShareInvitation" => {
+            pb::RejectResourceShareInvitationRequest::decode(message).map(drop)
+        }
         // Unknown methods are tonic's to refuse (UNIMPLEMENTED).
         _ => Ok(()),
     };

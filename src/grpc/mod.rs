@@ -14,6 +14,8 @@ mod context;
 mod convert;
 mod limits;
 mod malformed;
+mod operation;
+mod resource_share;
 #[cfg(test)]
 mod proptests;
 
@@ -23,16 +25,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use prost::Message;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status};
 
 use self::context::{AuditDraft, CallContext};
-use self::convert::{audit_str, link_to_json, link_to_pb};
+use self::convert::{audit_str, link_to_pb};
+use self::operation::{Operation, Resource};
 use crate::auth::{Authenticator, Policy};
 use crate::domain::{AccountId, ClientToken, FieldViolation, LinkId, Mutation};
+use crate::upstream::ram::InvitationProviders;
 use crate::error::ApiError;
 use crate::proto::pb;
 use crate::proto::pb::account_link_service_server::AccountLinkService;
@@ -40,16 +43,17 @@ use crate::store::{
     AnyStore, ClaimOutcome, IdempotencyOutcome, NewClaim, RecordKey, RecordOutcome, Store,
     StoredOutcome, UpstreamToken,
 };
-use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
+use crate::upstream::{AccountError, Upstream, UpstreamError, UpstreamOutput};
 
 pub use self::completer::{COMPLETER_PRINCIPAL, CompleterPass, CompleterSettings};
 pub use self::context::{REPLAYED_METADATA, REQUEST_ID_METADATA};
 pub use self::limits::{InFlightLimit, InFlightLimitLayer};
 pub use self::malformed::{Malformed, MalformedRequest, MalformedRequestLayer, frame};
 
-/// The RPC method names of `AccountLinkService` and `AuditService`, as
-/// policies and the audit trail name them.
-pub const METHODS: [&str; 7] = [
+/// The RPC method names of `AccountLinkService`, `AuditService` and
+/// `ResourceShareInvitationService`, as policies and the audit trail name
+/// them.
+pub const METHODS: [&str; 11] = [
     "CreateAccountLinkInvitation",
     "AcceptAccountLinkInvitation",
     "RejectAccountLinkInvitation",
@@ -57,6 +61,10 @@ pub const METHODS: [&str; 7] = [
     "GetAccountLink",
     "ListAccountLinks",
     audit_service::LIST_AUDIT_EVENTS,
+    "ListResourceShareInvitations",
+    "GetResourceShareInvitation",
+    "AcceptResourceShareInvitation",
+    "RejectResourceShareInvitation",
 ];
 
 /// Client-token dedup settings (DESIGN §5).
@@ -101,8 +109,9 @@ impl DatabaseHealth {
     }
 }
 
-/// The `AccountLinkService` and `AuditService` implementation over an
-/// [`Upstream`] and the store.
+/// The `AccountLinkService`, `AuditService` and
+/// `ResourceShareInvitationService` implementation over an [`Upstream`], the
+/// invitation providers and the store.
 #[derive(Debug)]
 pub struct AccountLinkApi<U> {
     inner: Arc<Inner<U>>,
@@ -120,6 +129,8 @@ impl<U> Clone for AccountLinkApi<U> {
 struct Inner<U> {
     store: AnyStore,
     upstream: U,
+    /// The resource-share invitation providers (issue 12).
+    invitations: InvitationProviders,
     dedup: DedupSettings,
     auth: Authenticator,
     policy: Policy,
@@ -132,43 +143,47 @@ struct Inner<U> {
 
 /// Phase 3's reading of one drive's upstream result (DESIGN §5): what the
 /// record stores, what the driver answers, and the upstream facts of the
-/// audit event. Shared by callers' drives and the completer's re-drives.
+/// audit event. Shared by callers' drives and the completer's re-drives,
+/// for every provider's operations.
 struct Settled {
     record: RecordOutcome,
-    answer: Result<pb::AccountLink, ApiError>,
+    answer: Result<Resource, ApiError>,
     upstream_request_id: Option<String>,
     upstream_attempts: u32,
 }
 
 impl Settled {
-    /// Success and deterministic AWS client errors are final (`completed`,
-    /// replayed to later requests); transient ones leave the record
-    /// `retryable`.
+    /// Success and deterministic provider client errors are final
+    /// (`completed`, replayed to later requests); transient ones leave the
+    /// record `retryable`.
     fn of(
-        result: Result<UpstreamOutput<crate::domain::AccountLink>, UpstreamError>,
-        mutation: &Mutation,
+        result: Result<UpstreamOutput<Resource>, UpstreamError>,
+        operation: &Operation,
         acting: &AccountId,
     ) -> Self {
         match result {
             Ok(out) => {
-                let link = link_to_pb(&out.value);
                 let stored = StoredOutcome {
                     grpc_code: Code::Ok as i32,
                     error_reason: None,
                     message: None,
                     details: None,
-                    body: Some(link.encode_to_vec()),
+                    body: Some(out.value.encode()),
                 };
                 Self {
                     record: RecordOutcome::Completed(stored),
-                    answer: Ok(link),
+                    answer: Ok(out.value),
                     upstream_request_id: out.aws_request_id,
                     upstream_attempts: out.attempts,
                 }
             }
             Err(e) => {
-                let subject = mutation.parameters()[0];
-                let api = ApiError::upstream(&e, Some(mutation.kind()), subject, acting.as_str());
+                let api = ApiError::upstream_of(
+                    &e,
+                    &operation.upstream_resource(),
+                    operation.subject(),
+                    acting.as_str(),
+                );
                 let record = if e.kind.is_final() {
                     let status = Status::from(api.clone());
                     RecordOutcome::Completed(StoredOutcome {
@@ -194,10 +209,14 @@ impl Settled {
 
 /// A mutation's answer before it is wrapped in the method's response type.
 struct MutationReply {
-    account_link: pb::AccountLink,
+    resource: Resource,
     client_token: String,
     replayed: bool,
 }
+
+/// A validated mutating request: the named acting account (if any), the
+/// operation and the client token (if sent).
+type OperationInput = (Option<AccountId>, (Operation, Option<ClientToken>));
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -232,9 +251,11 @@ pub fn upstream_client_token(
 
 impl<U: Upstream> AccountLinkApi<U> {
     /// Builds the service.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: AnyStore,
         upstream: U,
+        invitations: InvitationProviders,
         dedup: DedupSettings,
         auth: Authenticator,
         policy: Policy,
@@ -244,6 +265,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             inner: Arc::new(Inner {
                 store,
                 upstream,
+                invitations,
                 dedup,
                 auth,
                 policy,
@@ -344,13 +366,15 @@ impl<U: Upstream> AccountLinkApi<U> {
     }
 
     /// Audits and answers a read-only RPC from its upstream `result`;
-    /// `subject` names the resource for error details.
+    /// `kind` and `subject` name the resource for error details.
+    #[allow(clippy::too_many_arguments)]
     async fn finish_read<O, R>(
         &self,
         ctx: &CallContext,
         mut draft: AuditDraft,
         acting: &AccountId,
         result: Result<UpstreamOutput<O>, UpstreamError>,
+        kind: &crate::error::UpstreamResource,
         subject: (&str, &str),
         respond: impl FnOnce(O) -> R,
     ) -> Result<Response<R>, Status> {
@@ -363,7 +387,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             Err(e) => {
                 draft.upstream_request_id = e.aws_request_id.clone();
                 draft.upstream_attempts = e.attempts;
-                let err = ApiError::upstream(&e, None, subject, acting.as_str());
+                let err = ApiError::upstream_of(&e, kind, subject, acting.as_str());
                 Err(self.refuse(ctx, draft, err).await)
             }
         }
@@ -373,12 +397,15 @@ impl<U: Upstream> AccountLinkApi<U> {
     /// authentication, validation, the method policy, then the acting
     /// account (policy first when the request names it, so a caller learns
     /// nothing about accounts it may not use). Records the acting account
-    /// in `draft` as soon as it is known.
+    /// in `draft` as soon as it is known. `resolve` finds the acting account
+    /// with the provider of the request (`None`: the named one, or the
+    /// provider's only configured one).
     fn admit<T>(
         &self,
         ctx: &CallContext,
         draft: &mut AuditDraft,
         parsed: Result<(Option<AccountId>, T), Vec<FieldViolation>>,
+        resolve: impl FnOnce(&Inner<U>, &T, Option<AccountId>) -> Result<AccountId, AccountError>,
     ) -> Result<(AccountId, T), ApiError> {
         self.database_up()?;
         if let Some(err) = ctx.auth_error {
@@ -403,11 +430,7 @@ impl<U: Upstream> AccountLinkApi<U> {
                 return Err(deny(Some(account)));
             }
         }
-        let acting = self
-            .inner
-            .upstream
-            .resolve_account(requested)
-            .map_err(|e| ApiError::account(&e))?;
+        let acting = resolve(&self.inner, &input, requested).map_err(|e| ApiError::account(&e))?;
         draft.account_id = Some(acting.to_string());
         ctx.record_account(acting.as_str());
         if !policy.allows(&ctx.principal, ctx.method, &acting) {
@@ -416,14 +439,18 @@ impl<U: Upstream> AccountLinkApi<U> {
         Ok((acting, input))
     }
 
-    /// Runs a mutating RPC through the three phases of DESIGN §5.
+    /// Runs a mutating RPC of any provider through the three phases of
+    /// DESIGN §5: the one pipeline every operation shares (issue 12).
     async fn mutation(
         &self,
         ctx: &CallContext,
-        parsed: Result<convert::MutationInput, Vec<FieldViolation>>,
+        parsed: Result<OperationInput, Vec<FieldViolation>>,
         mut draft: AuditDraft,
     ) -> Result<MutationReply, Status> {
-        let (acting, (mutation, token)) = match self.admit(ctx, &mut draft, parsed) {
+        let resolve = |inner: &Inner<U>, (op, _): &(Operation, _), requested| {
+            Operation::resolve_account(op, inner, requested)
+        };
+        let (acting, (mutation, token)) = match self.admit(ctx, &mut draft, parsed, resolve) {
             Ok(v) => v,
             Err(e) => return Err(self.refuse(ctx, draft, e).await),
         };
@@ -438,10 +465,10 @@ impl<U: Upstream> AccountLinkApi<U> {
         let claim = NewClaim {
             key: key.clone(),
             acting_account_id: acting.to_string(),
-            request_fingerprint: hex::encode(mutation.fingerprint(&acting)),
+            request_fingerprint: mutation.fingerprint(&acting),
             lease: self.inner.dedup.lease,
             ttl: self.inner.dedup.ttl,
-            request_body: Some(completer::request_body(&mutation)),
+            request_body: Some(mutation.request_body()),
         };
 
         // Phase 1.
@@ -490,7 +517,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             }
             ClaimOutcome::Replay(stored) => {
                 draft.idempotency_outcome = IdempotencyOutcome::Replayed;
-                return self.replay(ctx, draft, stored, token).await;
+                return self.replay(ctx, draft, &mutation, stored, token).await;
             }
             ClaimOutcome::InProgress { retry_after } => {
                 draft.idempotency_outcome = IdempotencyOutcome::InProgress;
@@ -510,11 +537,7 @@ impl<U: Upstream> AccountLinkApi<U> {
 
         // Phase 2: no transaction is open here.
         let result = ctx
-            .within_deadline(
-                self.inner
-                    .upstream
-                    .mutate(&acting, &mutation, &upstream_token),
-            )
+            .within_deadline(mutation.drive(&self.inner, &acting, &upstream_token))
             .await;
 
         // Phase 3.
@@ -526,7 +549,7 @@ impl<U: Upstream> AccountLinkApi<U> {
         } = Settled::of(result, &mutation, &acting);
         draft.upstream_request_id = upstream_request_id;
         draft.upstream_attempts = upstream_attempts;
-        draft.response_elements = answer.as_ref().ok().map(link_to_json);
+        draft.response_elements = answer.as_ref().ok().map(Resource::to_json);
         let event = ctx.event(draft, answer.as_ref().map(|_| ()));
         match self
             .inner
@@ -546,8 +569,8 @@ impl<U: Upstream> AccountLinkApi<U> {
             }
         }
         match answer {
-            Ok(account_link) => Ok(MutationReply {
-                account_link,
+            Ok(resource) => Ok(MutationReply {
+                resource,
                 client_token: token.as_str().to_owned(),
                 replayed: false,
             }),
@@ -560,25 +583,23 @@ impl<U: Upstream> AccountLinkApi<U> {
         &self,
         ctx: &CallContext,
         mut draft: AuditDraft,
+        operation: &Operation,
         stored: StoredOutcome,
         token: ClientToken,
     ) -> Result<MutationReply, Status> {
         if stored.grpc_code == Code::Ok as i32 {
-            let decoded = stored.body.as_deref().map(pb::AccountLink::decode);
-            let Some(Ok(account_link)) = decoded else {
-                let err = ApiError::internal(&std::io::Error::other(
-                    "stored response body does not decode",
-                ));
-                return Err(self.refuse(ctx, draft, err).await);
+            let resource = match operation.decode(stored.body.as_deref()) {
+                Ok(r) => r,
+                Err(err) => return Err(self.refuse(ctx, draft, err).await),
             };
-            draft.response_elements = Some(link_to_json(&account_link));
+            draft.response_elements = Some(resource.to_json());
             let event = ctx.event(draft, Ok(()));
             if let Err(e) = self.inner.store.append_audit_event(&event).await {
                 ctx.log_unrecorded(&event);
                 return Err(ctx.status(ApiError::database(&e).into()));
             }
             return Ok(MutationReply {
-                account_link,
+                resource,
                 client_token: token.as_str().to_owned(),
                 replayed: true,
             });
@@ -597,6 +618,15 @@ impl<U: Upstream> AccountLinkApi<U> {
         context::mark_replayed(status.metadata_mut());
         Err(status)
     }
+}
+
+/// The acting account of an account-link RPC: WorkSpaces' resolution.
+fn link_account<U: Upstream, T>(
+    inner: &Inner<U>,
+    _input: &T,
+    requested: Option<AccountId>,
+) -> Result<AccountId, AccountError> {
+    inner.upstream.resolve_account(requested)
 }
 
 /// Audit parameters of an Accept/Reject/Delete request.
@@ -643,10 +673,11 @@ impl<U: Upstream> AccountLinkApi<U> {
         self.detach(ctx.span(), async move {
             let (account_id, link_id, client_token) = req.parts();
             let draft = AuditDraft::new(link_params(account_id, link_id));
-            let parsed = convert::on_link(account_id, link_id, client_token, build);
+            let parsed =
+                convert::on_link(account_id, link_id, client_token, build).map(convert::link_operation);
             let reply = this.mutation(&ctx, parsed, draft).await?;
             Ok(ctx.response(
-                Resp::from_reply(reply.account_link, reply.client_token),
+                Resp::from_reply(reply.resource, reply.client_token),
                 reply.replayed,
             ))
         })
@@ -656,14 +687,19 @@ impl<U: Upstream> AccountLinkApi<U> {
 
 /// The four mutating responses share one shape.
 trait FromReply {
-    fn from_reply(account_link: pb::AccountLink, client_token: String) -> Self;
+    fn from_reply(resource: Resource, client_token: String) -> Self;
 }
 
 macro_rules! impl_from_reply {
     ($($t:ty),*) => {$(
         impl FromReply for $t {
-            fn from_reply(account_link: pb::AccountLink, client_token: String) -> Self {
-                Self { account_link: Some(account_link), client_token }
+            /// An account-link operation answers a link (`Operation::drive`).
+            fn from_reply(resource: Resource, client_token: String) -> Self {
+                let account_link = match resource {
+                    Resource::Link(link) => Some(link),
+                    Resource::Invitation(_) => None,
+                };
+                Self { account_link, client_token }
             }
         }
     )*};
@@ -690,10 +726,11 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 "account_id": audit_str(&req.account_id),
                 "target_account_id": audit_str(&req.target_account_id),
             }));
-            let reply = this.mutation(&ctx, convert::create(&req), draft).await?;
+            let parsed = convert::create(&req).map(convert::link_operation);
+            let reply = this.mutation(&ctx, parsed, draft).await?;
             Ok(ctx.response(
                 pb::CreateAccountLinkInvitationResponse::from_reply(
-                    reply.account_link,
+                    reply.resource,
                     reply.client_token,
                 ),
                 reply.replayed,
@@ -745,7 +782,7 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 "link_id": audit_str(&req.link_id),
                 "linked_account_id": audit_str(&req.linked_account_id),
             }));
-            let (acting, input) = match this.admit(&ctx, &mut draft, convert::get(&req)) {
+            let (acting, input) = match this.admit(&ctx, &mut draft, convert::get(&req), link_account) {
                 Ok(v) => v,
                 Err(e) => return Err(this.refuse(&ctx, draft, e).await),
             };
@@ -757,7 +794,8 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 (None, Some(account)) => ("linked_account_id", account.as_str()),
                 (None, None) => ("link_id", ""),
             };
-            this.finish_read(&ctx, draft, &acting, result, subject, |link| {
+            let kind = crate::error::UpstreamResource::ACCOUNT_LINK;
+            this.finish_read(&ctx, draft, &acting, result, &kind, subject, |link| {
                 pb::GetAccountLinkResponse {
                     account_link: Some(link_to_pb(&link)),
                 }
@@ -776,7 +814,7 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         let this = self.clone();
         self.detach(ctx.span(), async move {
             let mut draft = AuditDraft::new(convert::list_params(&req));
-            let (acting, input) = match this.admit(&ctx, &mut draft, convert::list(&req)) {
+            let (acting, input) = match this.admit(&ctx, &mut draft, convert::list(&req), link_account) {
                 Ok(v) => v,
                 Err(e) => return Err(this.refuse(&ctx, draft, e).await),
             };
@@ -789,6 +827,7 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 draft,
                 &acting,
                 result,
+                &crate::error::UpstreamResource::ACCOUNT_LINK,
                 ("page_token", token),
                 |page| pb::ListAccountLinksResponse {
                     account_links: page.account_links.iter().map(link_to_pb).collect(),

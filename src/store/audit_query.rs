@@ -21,6 +21,11 @@ pub struct AuditQuery {
     /// Only events whose request `link_id` or response
     /// `AccountLink.AccountLinkId` is this link id.
     pub link_id: Option<String>,
+    /// Only events whose `request_parameters.provider` is this one
+    /// (`AWS_RAM`, `HUAWEI_RAM`).
+    pub provider: Option<String>,
+    /// Only events whose `request_parameters.invitation_id` is this one.
+    pub invitation_id: Option<String>,
     /// Only events answered with this `google.rpc.Code` name.
     pub grpc_code: Option<String>,
     /// Only events with this client-token outcome.

@@ -188,9 +188,12 @@ impl From<AuditRow> for StoredAuditEvent {
 /// The ListAuditEvents filters on event attributes (everything but the
 /// seq and time bounds, which each backend narrows its own way), as fixed
 /// SQL fragments with bound values. `link_request` and `link_response` are
-/// the backend's expressions of the link-id indexes, verbatim.
+/// the backend's expressions of the link-id indexes, verbatim, `invitation`
+/// that of the invitation-id index; `provider` the backend's JSON access to
+/// `request_parameters.provider`.
 macro_rules! push_attribute_filters {
-    ($sql:expr, $query:expr, link_request = $req:literal, link_response = $resp:literal) => {{
+    ($sql:expr, $query:expr, link_request = $req:literal, link_response = $resp:literal,
+     provider = $prov:literal, invitation = $inv:literal) => {{
         let (sql, query) = ($sql, $query);
         if let Some(m) = &query.method {
             sql.push(" and method = ").push_bind(m.clone());
@@ -207,6 +210,12 @@ macro_rules! push_attribute_filters {
                 .push(concat!(" or ", $resp, " = "))
                 .push_bind(l.clone())
                 .push(")");
+        }
+        if let Some(p) = &query.provider {
+            sql.push(concat!(" and ", $prov, " = ")).push_bind(p.clone());
+        }
+        if let Some(i) = &query.invitation_id {
+            sql.push(concat!(" and ", $inv, " = ")).push_bind(i.clone());
         }
         if let Some(c) = &query.grpc_code {
             sql.push(" and grpc_code = ").push_bind(c.clone());

@@ -476,6 +476,8 @@ async fn bad_requests_are_invalid_argument_per_field_and_audited() {
             idempotency_outcome: "sometimes".into(),
             page_size: -5,
             page_token: "%%%".into(),
+            provider: 9,
+            invitation_id: "x\u{1}y".into(),
         },
     )
     .await
@@ -487,6 +489,8 @@ async fn bad_requests_are_invalid_argument_per_field_and_audited() {
             "end_time",
             "method",
             "principal",
+            "provider",
+            "invitation_id",
             "account_id",
             "link_id",
             "grpc_code",

@@ -95,7 +95,9 @@ fn select(
         &mut sql,
         query,
         link_request = "(request_parameters ->> 'link_id')",
-        link_response = "(response_elements -> 'AccountLink' ->> 'AccountLinkId')"
+        link_response = "(response_elements -> 'AccountLink' ->> 'AccountLinkId')",
+        provider = "(request_parameters ->> 'provider')",
+        invitation = "(request_parameters ->> 'invitation_id')"
     );
     sql.push(" order by seq desc limit ")
         .push_bind(query.limit.max(0));

@@ -34,7 +34,9 @@ pub(super) async fn list_audit_events(
         &mut sql,
         query,
         link_request = "json_extract(request_parameters, '$.link_id')",
-        link_response = "json_extract(response_elements, '$.AccountLink.AccountLinkId')"
+        link_response = "json_extract(response_elements, '$.AccountLink.AccountLinkId')",
+        provider = "json_extract(request_parameters, '$.provider')",
+        invitation = "json_extract(request_parameters, '$.invitation_id')"
     );
     sql.push(" order by seq desc limit ")
         .push_bind(query.limit.max(0));
