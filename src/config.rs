@@ -681,7 +681,10 @@ impl std::fmt::Debug for HuaweiKeys {
         f.debug_struct("HuaweiKeys")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field("security_token", &self.security_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -764,11 +767,16 @@ impl FileConfig {
     /// settings on a Huawei account, or not exactly one credential source.
     pub fn huawei_account_settings(&self) -> Result<Vec<HuaweiAccountSettings>, ConfigError> {
         let mut out: Vec<HuaweiAccountSettings> = Vec::new();
-        for entry in self.accounts.iter().filter(|e| e.provider == AccountProvider::Huawei) {
+        for entry in self
+            .accounts
+            .iter()
+            .filter(|e| e.provider == AccountProvider::Huawei)
+        {
             let account_id = AccountId::parse_huawei(&entry.account_id).map_err(|e| {
                 ConfigError::Invalid(format!("accounts.account_id {:?}: {e}", entry.account_id))
             })?;
-            let invalid = |why: &str| ConfigError::Invalid(format!("huawei account {account_id}: {why}"));
+            let invalid =
+                |why: &str| ConfigError::Invalid(format!("huawei account {account_id}: {why}"));
             if out.iter().any(|a| a.account_id == account_id) {
                 return Err(invalid("listed twice"));
             }
@@ -777,7 +785,9 @@ impl FileConfig {
                 || entry.external_id.is_some()
                 || entry.session_name.is_some()
             {
-                return Err(invalid("profile, role_arn, external_id and session_name are AWS settings"));
+                return Err(invalid(
+                    "profile, role_arn, external_id and session_name are AWS settings",
+                ));
             }
             let credentials = match (
                 &entry.access_key_id_env,
@@ -832,9 +842,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("als-hw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let csv = dir.join("credentials.csv");
-        std::fs::write(&csv, "User Name,Access Key Id,Secret Access Key\nops,AKEXAMPLE,SKEXAMPLE\n").unwrap();
+        std::fs::write(
+            &csv,
+            "User Name,Access Key Id,Secret Access Key\nops,AKEXAMPLE,SKEXAMPLE\n",
+        )
+        .unwrap();
         let keys = HuaweiCredentialSource::File(csv.clone()).read().unwrap();
-        assert_eq!((keys.access_key_id.as_str(), keys.secret_access_key.as_str()), ("AKEXAMPLE", "SKEXAMPLE"));
+        assert_eq!(
+            (keys.access_key_id.as_str(), keys.secret_access_key.as_str()),
+            ("AKEXAMPLE", "SKEXAMPLE")
+        );
         assert!(!format!("{keys:?}").contains("SKEXAMPLE"));
         std::fs::write(&csv, "User Name,Access Key Id\nops,AK\n").unwrap();
         assert!(HuaweiCredentialSource::File(csv).read().is_err());

@@ -62,9 +62,8 @@ impl AccountId {
     /// # Errors
     /// A description of the violation when `s` is neither.
     pub fn parse_any(s: &str) -> Result<Self, String> {
-        Self::parse(s).or_else(|aws| {
-            Self::parse_huawei(s).map_err(|huawei| format!("{aws}, or {huawei}"))
-        })
+        Self::parse(s)
+            .or_else(|aws| Self::parse_huawei(s).map_err(|huawei| format!("{aws}, or {huawei}")))
     }
 
     /// The id as a string slice.

@@ -333,7 +333,8 @@ mod tests {
     #[test]
     fn the_canonical_request_round_trips_for_every_mutation() {
         let link = || LinkId::parse("link-12345678").unwrap();
-        let invitation = || "arn:aws:ram:us-east-1:111111111111:resource-share-invitation/x".to_owned();
+        let invitation =
+            || "arn:aws:ram:us-east-1:111111111111:resource-share-invitation/x".to_owned();
         for operation in [
             Operation::Link(Mutation::Create {
                 target_account_id: AccountId::parse("222222222222").unwrap(),

@@ -21,9 +21,7 @@ const AUDIT_FIELD_MAX_CHARS: usize = 256;
 pub(crate) type MutationInput = (Option<AccountId>, (Mutation, Option<ClientToken>));
 
 /// An account-link mutation input as the shared pipeline takes it.
-pub(super) fn link_operation(
-    (account, (mutation, token)): MutationInput,
-) -> super::OperationInput {
+pub(super) fn link_operation((account, (mutation, token)): MutationInput) -> super::OperationInput {
     (account, (super::Operation::Link(mutation), token))
 }
 

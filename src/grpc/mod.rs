@@ -15,9 +15,9 @@ mod convert;
 mod limits;
 mod malformed;
 mod operation;
-mod resource_share;
 #[cfg(test)]
 mod proptests;
+mod resource_share;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +35,6 @@ use self::convert::{audit_str, link_to_pb};
 use self::operation::{Operation, Resource};
 use crate::auth::{Authenticator, Policy};
 use crate::domain::{AccountId, ClientToken, FieldViolation, LinkId, Mutation};
-use crate::upstream::ram::InvitationProviders;
 use crate::error::ApiError;
 use crate::proto::pb;
 use crate::proto::pb::account_link_service_server::AccountLinkService;
@@ -43,6 +42,7 @@ use crate::store::{
     AnyStore, ClaimOutcome, IdempotencyOutcome, NewClaim, RecordKey, RecordOutcome, Store,
     StoredOutcome, UpstreamToken,
 };
+use crate::upstream::ram::InvitationProviders;
 use crate::upstream::{AccountError, Upstream, UpstreamError, UpstreamOutput};
 
 pub use self::completer::{COMPLETER_PRINCIPAL, CompleterPass, CompleterSettings};
@@ -673,8 +673,8 @@ impl<U: Upstream> AccountLinkApi<U> {
         self.detach(ctx.span(), async move {
             let (account_id, link_id, client_token) = req.parts();
             let draft = AuditDraft::new(link_params(account_id, link_id));
-            let parsed =
-                convert::on_link(account_id, link_id, client_token, build).map(convert::link_operation);
+            let parsed = convert::on_link(account_id, link_id, client_token, build)
+                .map(convert::link_operation);
             let reply = this.mutation(&ctx, parsed, draft).await?;
             Ok(ctx.response(
                 Resp::from_reply(reply.resource, reply.client_token),
@@ -782,10 +782,11 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
                 "link_id": audit_str(&req.link_id),
                 "linked_account_id": audit_str(&req.linked_account_id),
             }));
-            let (acting, input) = match this.admit(&ctx, &mut draft, convert::get(&req), link_account) {
-                Ok(v) => v,
-                Err(e) => return Err(this.refuse(&ctx, draft, e).await),
-            };
+            let (acting, input) =
+                match this.admit(&ctx, &mut draft, convert::get(&req), link_account) {
+                    Ok(v) => v,
+                    Err(e) => return Err(this.refuse(&ctx, draft, e).await),
+                };
             let result = ctx
                 .within_deadline(this.inner.upstream.get_account_link(&acting, &input))
                 .await;
@@ -814,10 +815,11 @@ impl<U: Upstream> AccountLinkService for AccountLinkApi<U> {
         let this = self.clone();
         self.detach(ctx.span(), async move {
             let mut draft = AuditDraft::new(convert::list_params(&req));
-            let (acting, input) = match this.admit(&ctx, &mut draft, convert::list(&req), link_account) {
-                Ok(v) => v,
-                Err(e) => return Err(this.refuse(&ctx, draft, e).await),
-            };
+            let (acting, input) =
+                match this.admit(&ctx, &mut draft, convert::list(&req), link_account) {
+                    Ok(v) => v,
+                    Err(e) => return Err(this.refuse(&ctx, draft, e).await),
+                };
             let result = ctx
                 .within_deadline(this.inner.upstream.list_account_links(&acting, &input))
                 .await;

@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 use super::Inner;
 use super::convert::{audit_str, link_to_json, link_to_pb};
 use super::resource_share::{invitation_to_json, invitation_to_pb};
-use crate::domain::{
-    AccountId, InvitationMutation, LinkId, Mutation, MutationKind, Provider,
-};
+use crate::domain::{AccountId, InvitationMutation, LinkId, Mutation, MutationKind, Provider};
 use crate::error::{ApiError, UpstreamResource};
 use crate::proto::pb;
 use crate::upstream::{Upstream, UpstreamError, UpstreamOutput};
@@ -220,7 +218,9 @@ impl Operation {
                 let out = adapter
                     .respond(acting.as_str(), mutation, upstream_token)
                     .await?;
-                Ok(map_output(out, |i| Resource::Invitation(invitation_to_pb(&i))))
+                Ok(map_output(out, |i| {
+                    Resource::Invitation(invitation_to_pb(&i))
+                }))
             }
         }
     }
@@ -230,10 +230,16 @@ impl Operation {
     /// # Errors
     /// INTERNAL when the body does not decode.
     pub(super) fn decode(&self, body: Option<&[u8]>) -> Result<Resource, ApiError> {
-        let bad = |_| ApiError::internal(&std::io::Error::other("stored response body does not decode"));
+        let bad = |_| {
+            ApiError::internal(&std::io::Error::other(
+                "stored response body does not decode",
+            ))
+        };
         let body = body.ok_or_else(|| bad(()))?;
         match self {
-            Self::Link(_) => pb::AccountLink::decode(body).map(Resource::Link).map_err(|_| bad(())),
+            Self::Link(_) => pb::AccountLink::decode(body)
+                .map(Resource::Link)
+                .map_err(|_| bad(())),
             Self::Invitation { .. } => pb::ResourceShareInvitation::decode(body)
                 .map(Resource::Invitation)
                 .map_err(|_| bad(())),
@@ -242,7 +248,10 @@ impl Operation {
 }
 
 /// `out` with its value mapped.
-pub(super) fn map_output<A, B>(out: UpstreamOutput<A>, f: impl FnOnce(A) -> B) -> UpstreamOutput<B> {
+pub(super) fn map_output<A, B>(
+    out: UpstreamOutput<A>,
+    f: impl FnOnce(A) -> B,
+) -> UpstreamOutput<B> {
     UpstreamOutput {
         value: f(out.value),
         aws_request_id: out.aws_request_id,

@@ -84,7 +84,9 @@ fn parse_aws_ram_arn(s: &str, resource_type: &str) -> Result<String, String> {
         && partition.starts_with("aws")
         && service == "ram"
         && !region.is_empty()
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && AccountId::parse(account).is_ok()
         && resource
             .strip_prefix(resource_type)
@@ -130,16 +132,25 @@ fn answer(
     let mut c = Checker::default();
     let provider = provider_of(&mut c, provider);
     let account = account_of(&mut c, provider, account_id);
-    let invitation_id = c.required("invitation_id", invitation_id, invitation_id_parser(provider));
+    let invitation_id = c.required(
+        "invitation_id",
+        invitation_id,
+        invitation_id_parser(provider),
+    );
     let token = c.optional("client_token", client_token, ClientToken::parse);
-    let op = provider.zip(invitation_id).map(|(provider, invitation_id)| {
-        let mutation = if accept {
-            InvitationMutation::Accept { invitation_id }
-        } else {
-            InvitationMutation::Reject { invitation_id }
-        };
-        (account, (Operation::Invitation { provider, mutation }, token))
-    });
+    let op = provider
+        .zip(invitation_id)
+        .map(|(provider, invitation_id)| {
+            let mutation = if accept {
+                InvitationMutation::Accept { invitation_id }
+            } else {
+                InvitationMutation::Reject { invitation_id }
+            };
+            (
+                account,
+                (Operation::Invitation { provider, mutation }, token),
+            )
+        });
     c.finish(op)
 }
 
@@ -150,7 +161,11 @@ fn get(
     let mut c = Checker::default();
     let provider = provider_of(&mut c, req.provider);
     let account = account_of(&mut c, provider, &req.account_id);
-    let id = c.required("invitation_id", &req.invitation_id, invitation_id_parser(provider));
+    let id = c.required(
+        "invitation_id",
+        &req.invitation_id,
+        invitation_id_parser(provider),
+    );
     c.finish(provider.zip(id).map(|p| (account, p)))
 }
 
@@ -175,8 +190,16 @@ fn list(
             .filter_map(|(i, s)| c.required(&format!("{field}[{i}]"), s, parse))
             .collect::<Vec<_>>()
     };
-    let resource_share_ids = ids("resource_share_ids", &req.resource_share_ids, share_id_parser(provider));
-    let invitation_ids = ids("invitation_ids", &req.invitation_ids, invitation_id_parser(provider));
+    let resource_share_ids = ids(
+        "resource_share_ids",
+        &req.resource_share_ids,
+        share_id_parser(provider),
+    );
+    let invitation_ids = ids(
+        "invitation_ids",
+        &req.invitation_ids,
+        invitation_id_parser(provider),
+    );
     let status = match pb::ResourceShareInvitationStatus::try_from(req.status) {
         Ok(s) => status_from_pb(s),
         Err(_) => {
@@ -390,7 +413,10 @@ impl<U: Upstream> ResourceShareInvitationService for AccountLinkApi<U> {
                     Err(e) => return Err(this.refuse(&ctx, draft, e).await),
                 };
             let result = match this.inner.invitations.adapter(provider) {
-                Ok(adapter) => ctx.within_deadline(adapter.list(acting.as_str(), &input)).await,
+                Ok(adapter) => {
+                    ctx.within_deadline(adapter.list(acting.as_str(), &input))
+                        .await
+                }
                 Err(e) => Err(e),
             };
             let token = input.page_token.as_deref().unwrap_or("");
@@ -423,8 +449,11 @@ impl<U: Upstream> ResourceShareInvitationService for AccountLinkApi<U> {
         let req = request.into_inner();
         let this = self.clone();
         self.detach(ctx.span(), async move {
-            let mut draft =
-                AuditDraft::new(answer_params(req.provider, &req.account_id, &req.invitation_id));
+            let mut draft = AuditDraft::new(answer_params(
+                req.provider,
+                &req.account_id,
+                &req.invitation_id,
+            ));
             let (acting, (provider, id)) =
                 match this.admit(&ctx, &mut draft, get(&req), read_account) {
                     Ok(v) => v,

@@ -212,7 +212,8 @@ macro_rules! push_attribute_filters {
                 .push(")");
         }
         if let Some(p) = &query.provider {
-            sql.push(concat!(" and ", $prov, " = ")).push_bind(p.clone());
+            sql.push(concat!(" and ", $prov, " = "))
+                .push_bind(p.clone());
         }
         if let Some(i) = &query.invitation_id {
             sql.push(concat!(" and ", $inv, " = ")).push_bind(i.clone());

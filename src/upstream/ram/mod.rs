@@ -104,7 +104,12 @@ impl<T: InvitationProvider> DynInvitationProvider for T {
         mutation: &'a InvitationMutation,
         client_token: &'a str,
     ) -> BoxFuture<'a, Result<UpstreamOutput<ResourceShareInvitation>, UpstreamError>> {
-        Box::pin(InvitationProvider::respond(self, acting, mutation, client_token))
+        Box::pin(InvitationProvider::respond(
+            self,
+            acting,
+            mutation,
+            client_token,
+        ))
     }
 }
 
@@ -197,9 +202,7 @@ impl InvitationProviders {
         match requested {
             None if accounts.len() == 1 => Ok(accounts[0].clone()),
             None => Err(AccountError::Required(accounts.len())),
-            Some(a) if configured.is_some() && (self.any_account || accounts.contains(&a)) => {
-                Ok(a)
-            }
+            Some(a) if configured.is_some() && (self.any_account || accounts.contains(&a)) => Ok(a),
             Some(a) => Err(AccountError::NotConfigured(a)),
         }
     }
