@@ -13,8 +13,8 @@ pub use account_link::{
     AccountLink, AccountLinkStatus, GetAccountLinkInput, ListAccountLinksInput,
     ListAccountLinksPage, Mutation, MutationKind,
 };
+pub use ids::{AccountId, ClientToken, FieldViolation, LinkId, NextToken};
 pub use resource_share::{
     InvitationMutation, InvitationStatus, ListInvitationsInput, ListInvitationsPage, Provider,
     ResourceShareInvitation,
 };
-pub use ids::{AccountId, ClientToken, FieldViolation, LinkId, NextToken};
