@@ -38,6 +38,8 @@ mod limits;
 mod observability;
 #[path = "api/process.rs"]
 mod process;
+#[path = "api/ram_boto3.rs"]
+mod ram_boto3;
 #[path = "api/security.rs"]
 mod security;
 #[path = "api/service.rs"]
