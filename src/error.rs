@@ -377,6 +377,9 @@ impl ApiError {
                 e.details.set_retry_info(Some(DEFAULT_RETRY_DELAY));
                 e
             }
+            UpstreamErrorKind::IdempotentParameterMismatch => {
+                Self::idempotency_parameter_mismatch()
+            }
             UpstreamErrorKind::Internal => return Self::internal(err),
             UpstreamErrorKind::DeadlineExceeded => {
                 let mut e = Self::new(

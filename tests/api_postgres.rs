@@ -38,6 +38,8 @@ mod limits;
 mod observability;
 #[path = "api/process.rs"]
 mod process;
+#[path = "api/ram_boto3.rs"]
+mod ram_boto3;
 #[path = "api/resource_share.rs"]
 mod resource_share;
 #[path = "api/security.rs"]

@@ -32,6 +32,8 @@ mod lifecycle;
 mod limits;
 #[path = "api/process.rs"]
 mod process;
+#[path = "api/ram_boto3.rs"]
+mod ram_boto3;
 #[path = "api/resource_share.rs"]
 mod resource_share;
 #[path = "api/security.rs"]

@@ -36,6 +36,14 @@
 //! (403) for an unsigned call. Every well-formed role ARN names an assumable role, and any
 //! signed caller may assume it. See `sts.rs` for the sources.
 //!
+//! ## AWS RAM (restJson1)
+//! `POST /<operation in lowercase>` (e.g. `/acceptresourceshareinvitation`) for six AWS
+//! Resource Access Manager operations: `CreateResourceShare`, `AssociateResourceShare`,
+//! `GetResourceShareInvitations`, `AcceptResourceShareInvitation`,
+//! `RejectResourceShareInvitation`, `ListPendingInvitationResources`; errors carry
+//! `x-amzn-ErrorType` and `{"message": ...}`. Invitations expire 7 days after they are sent
+//! on an emulator clock tests can advance. See `ram.rs`.
+//!
 //! # Caller identity
 //! The caller's account is the access key id of the SigV4 `Authorization` header's
 //! credential scope: a 12-digit access key id *is* the account id (the LocalStack
@@ -53,6 +61,8 @@
 //! - Roles that require an external id: [`Emulator::require_external_id`].
 //! - `DELETE /_emulator/calls`, `DELETE /_emulator/faults`, and `GET /_emulator/links`
 //!   (every link, in creation order).
+//! - AWS RAM: [`Emulator::ram_invitations`] (`GET /_emulator/ram/invitations`) and
+//!   [`Emulator::advance_ram_clock`] (`POST /_emulator/ram/clock`, `{"advance_seconds": N}`).
 //! - The number of TCP connections accepted, for tests of client connection pooling:
 //!   [`Emulator::connections_accepted`].
 //!
@@ -62,6 +72,7 @@
 //!   idempotency, pagination.
 //! - `sts`: `AssumeRole` over the query protocol: form decoding, validation, external ids,
 //!   the XML documents.
+//! - `ram`: AWS RAM over restJson1; `ram/state.rs` its shares, invitations and rules.
 //! - `faults`: the fault queue.
 //! - `server`: the axum handlers.
 
@@ -86,6 +97,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::faults::{Fault, FaultError, FaultKind};
+pub use self::ram::{RamInvitation, RamInvitationStatus};
 pub use self::state::{AccountLink, AccountLinkStatus};
 
 /// The emulator: its links, call log, pending faults and role requirements, shared by every

@@ -72,6 +72,9 @@ pub enum UpstreamErrorKind {
     /// The RPC's deadline passed while the call ran: AWS may or may not
     /// have applied the change. Retryable.
     DeadlineExceeded,
+    /// AWS RAM `IdempotentParameterMismatchException`: the upstream client
+    /// token was first used with other parameters. Final.
+    IdempotentParameterMismatch,
     /// This service's own per-account rate limit refused the call: nothing
     /// was sent. Retryable after `retry_after`.
     RateLimited {
@@ -87,7 +90,11 @@ impl UpstreamErrorKind {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Validation | Self::AccessDenied | Self::ResourceNotFound | Self::Conflict
+            Self::Validation
+                | Self::AccessDenied
+                | Self::ResourceNotFound
+                | Self::Conflict
+                | Self::IdempotentParameterMismatch
         )
     }
 
@@ -200,5 +207,6 @@ mod tests {
             assert_eq!(kind.is_final(), fin, "{code}");
         }
         assert!(!K::OutcomeUnknown.is_final());
+        assert!(K::IdempotentParameterMismatch.is_final());
     }
 }

@@ -113,6 +113,9 @@ pub struct SdkUpstream {
     /// `--dev` with emulator credentials: the clients of other accounts.
     dev: Option<ClientCache<AccountId, Client>>,
     any_account: bool,
+    /// The configured accounts' credentials providers (`None`: the base config's), for
+    /// [`SdkUpstream::account_sdk_config`].
+    providers: HashMap<AccountId, Option<SharedCredentialsProvider>>,
 }
 
 impl SdkUpstream {
@@ -151,6 +154,7 @@ impl SdkUpstream {
         }
         let base = loader.load().await;
         let mut clients = HashMap::new();
+        let mut providers = HashMap::new();
         for account in &settings.accounts {
             let provider = match &account.credentials {
                 AccountCredentials::Ambient if settings.emulator_credentials => {
@@ -177,6 +181,7 @@ impl SdkUpstream {
                     Some(SharedCredentialsProvider::new(builder.build().await))
                 }
             };
+            providers.insert(account.account_id.clone(), provider.clone());
             clients.insert(account.account_id.clone(), client_with(&base, provider));
         }
         let quota = governor::Quota::per_second(
@@ -190,6 +195,7 @@ impl SdkUpstream {
             dev: (settings.any_account && settings.emulator_credentials)
                 .then(|| ClientCache::new(dev_capacity)),
             any_account: settings.any_account,
+            providers,
         }
     }
 
@@ -222,6 +228,51 @@ impl SdkUpstream {
             self.forget_idle_buckets(dev.capacity().saturating_mul(2));
         }
         Ok(client)
+    }
+}
+
+/// What the adapters of other AWS services (`ram::aws`) share with the WorkSpaces clients:
+/// the same region, endpoint, retry and timeout settings, HTTP client (connection pool) and
+/// per-account credentials providers (STS sessions included).
+impl SdkUpstream {
+    /// The configured acting accounts, in no particular order.
+    pub fn configured_accounts(&self) -> Vec<AccountId> {
+        self.configured.keys().cloned().collect()
+    }
+
+    /// The `SdkConfig` an SDK client of any AWS service uses to act as `acting`: the base
+    /// config (region, endpoint override, retry, timeouts, the shared HTTP client) with the
+    /// account's credentials provider, the very provider its WorkSpaces client uses (so an
+    /// assumed role's session is shared); in `--dev` with emulator credentials, the
+    /// emulator credentials of any account.
+    ///
+    /// # Errors
+    /// `Internal` when `acting` has no client, as [`SdkUpstream::client`].
+    pub fn account_sdk_config(&self, acting: &AccountId) -> Result<SdkConfig, UpstreamError> {
+        let provider = match self.providers.get(acting) {
+            Some(provider) => provider.clone(),
+            None if self.dev.is_some() => Some(dev_credentials(acting.as_str())),
+            None => {
+                return Err(UpstreamError {
+                    kind: UpstreamErrorKind::Internal,
+                    aws_error_code: None,
+                    message: format!("no client for account {acting}"),
+                    aws_request_id: None,
+                    attempts: 0,
+                });
+            }
+        };
+        let mut builder = self.base.to_builder();
+        if let Some(provider) = provider {
+            builder = builder.credentials_provider(provider);
+        }
+        Ok(builder.build())
+    }
+
+    /// `Some(capacity)` when clients of unconfigured accounts are built on demand (`--dev`
+    /// with emulator credentials), with the bound of the WorkSpaces cache; `None` otherwise.
+    pub(super) fn dev_client_capacity(&self) -> Option<usize> {
+        self.dev.as_ref().map(ClientCache::capacity)
     }
 }
 
@@ -270,7 +321,11 @@ impl SdkUpstream {
 }
 
 /// Records an upstream call's outcome and latency.
-fn observe<T>(operation: &'static str, started: Instant, result: &Result<T, UpstreamError>) {
+pub(super) fn observe<T>(
+    operation: &'static str,
+    started: Instant,
+    result: &Result<T, UpstreamError>,
+) {
     let code = match result {
         Ok(_) => "none".to_owned(),
         Err(e) => e
@@ -284,7 +339,8 @@ fn observe<T>(operation: &'static str, started: Instant, result: &Result<T, Upst
         .record(started.elapsed().as_secs_f64());
 }
 
-fn dev_credentials(account_id: &str) -> SharedCredentialsProvider {
+/// The static emulator credentials of `account_id` (access key id = account id).
+pub(super) fn dev_credentials(account_id: &str) -> SharedCredentialsProvider {
     SharedCredentialsProvider::new(Credentials::new(
         account_id,
         DEV_SECRET_ACCESS_KEY,
@@ -302,12 +358,14 @@ fn client_with(base: &SdkConfig, credentials: Option<SharedCredentialsProvider>)
     Client::from_conf(builder.build())
 }
 
-/// Counts the HTTP attempts of one operation (the SDK retries internally).
+/// Counts the HTTP attempts of one operation (the SDK retries internally); an interceptor
+/// for any AWS SDK client's `customize().interceptor(...)`.
 #[derive(Debug, Clone, Default)]
-struct AttemptCounter(Arc<AtomicU32>);
+pub(super) struct AttemptCounter(Arc<AtomicU32>);
 
 impl AttemptCounter {
-    fn get(&self) -> u32 {
+    /// Attempts started so far.
+    pub(super) fn get(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -333,13 +391,28 @@ fn classify<E>(err: SdkError<E, HttpResponse>, attempts: u32) -> UpstreamError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    classify_with(err, attempts, UpstreamErrorKind::from_aws_error_code)
+}
+
+/// Classifies an error of any AWS SDK client: a service error by `kind_of(code)` (DESIGN §7:
+/// the AWS error code decides; no code is `Unavailable`), construction failures as
+/// `Internal`, timeouts and transport failures as `OutcomeUnknown`. Shared by the adapters of
+/// other AWS services (`ram::aws`) so transport failures read the same everywhere.
+pub(super) fn classify_with<E>(
+    err: SdkError<E, HttpResponse>,
+    attempts: u32,
+    kind_of: fn(&str) -> UpstreamErrorKind,
+) -> UpstreamError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     let aws_request_id = err.request_id().map(str::to_owned);
     let (kind, aws_error_code, message) = match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().map(str::to_owned);
             let message = service.err().message().unwrap_or_default().to_owned();
             let kind = match code.as_deref() {
-                Some(code) => UpstreamErrorKind::from_aws_error_code(code),
+                Some(code) => kind_of(code),
                 None => UpstreamErrorKind::Unavailable,
             };
             (kind, code, message)

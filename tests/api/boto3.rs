@@ -17,7 +17,7 @@ use std::process::Command;
 use account_link_service::emulator::Emulator;
 
 /// The crate root (where `tests/boto3/` lives).
-fn manifest_dir() -> &'static Path {
+pub(crate) fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -68,7 +68,7 @@ const MARKER: &str = ".requirements-installed";
 /// marker matches the current requirements is used. A process that loses the race discards
 /// its staging copy. (A venv invoked as `<venv>/bin/python` works after being moved; pip is
 /// only run before the move.)
-fn ensure_venv() -> PathBuf {
+pub(crate) fn ensure_venv() -> PathBuf {
     let requirements_path = manifest_dir().join("tests/boto3/requirements.txt");
     let requirements = fs::read_to_string(&requirements_path)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", requirements_path.display()));
