@@ -17,6 +17,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{Authenticator, Policy};
 use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
+use crate::domain::Provider;
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
 use crate::grpc::{
@@ -29,6 +30,7 @@ use crate::proto::pb::audit_service_server::AuditServiceServer;
 use crate::proto::pb::resource_share_invitation_service_server::ResourceShareInvitationServiceServer;
 use crate::store::{AnyStore, Store, StoreError};
 use crate::upstream::ram::InvitationProviders;
+use crate::upstream::ram::aws::AwsRam;
 use crate::upstream::{SdkUpstream, UpstreamSettings};
 
 /// Largest accepted request message, in bytes. The largest legal request
@@ -517,8 +519,21 @@ fn invitation_providers(
     upstream: &SdkUpstream,
     huawei_endpoint: Option<String>,
 ) -> Result<InvitationProviders, ConfigError> {
-    let _ = (file, upstream, huawei_endpoint);
-    Ok(InvitationProviders::none().any_account(args.dev))
+    let aws_accounts = file
+        .account_settings()?
+        .into_iter()
+        .map(|a| a.account_id)
+        .collect();
+    let mut providers = InvitationProviders::none().any_account(args.dev).with(
+        Provider::AwsRam,
+        AwsRam::new(upstream),
+        aws_accounts,
+    );
+    let huawei = file.huawei_account_settings()?;
+    let _ = huawei_endpoint;
+    let _ = &mut providers;
+    let _ = huawei;
+    Ok(providers)
 }
 
 /// Reports SERVING only while the database answers (DESIGN §12), and

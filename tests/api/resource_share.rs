@@ -7,6 +7,7 @@ use account_link_service::proto::pb;
 use account_link_service::proto::pb::resource_share_invitation_service_client::ResourceShareInvitationServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 use crate::helpers::{TestApp, reason, spawn_app, violated_fields};
 
@@ -160,4 +161,306 @@ async fn every_bad_field_is_refused_with_no_upstream_call_and_audited() {
         .unwrap();
     assert_eq!(huawei.request_parameters["provider"], "HUAWEI_RAM");
     assert_eq!(huawei.request_parameters["account_id"], HUAWEI_RECEIVER);
+}
+
+/// An AWS RAM client of `account` against the test's emulator (the
+/// emulator takes the access key id as the account).
+fn ram_sdk(app: &TestApp, account: &str) -> aws_sdk_ram::Client {
+    let credentials = aws_sdk_ram::config::Credentials::new(
+        account,
+        account_link_service::upstream::DEV_SECRET_ACCESS_KEY,
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_ram::Config::builder()
+        .behavior_version(aws_sdk_ram::config::BehaviorVersion::latest())
+        .region(aws_sdk_ram::config::Region::new("us-east-1"))
+        .endpoint_url(app.emulator.endpoint_url())
+        .credentials_provider(credentials)
+        .build();
+    aws_sdk_ram::Client::from_conf(config)
+}
+
+/// `sender` shares with `receiver` (an account outside its organization):
+/// returns the share ARN and the receiver's pending invitation ARN.
+async fn share(app: &TestApp, sender: &str, receiver: &str, name: &str) -> (String, String) {
+    let out = ram_sdk(app, sender)
+        .create_resource_share()
+        .name(name)
+        .principals(receiver)
+        .send()
+        .await
+        .expect("share created");
+    let share_arn = out
+        .resource_share()
+        .and_then(|s| s.resource_share_arn())
+        .expect("share arn")
+        .to_owned();
+    let invitation = app
+        .emu()
+        .ram_invitations()
+        .into_iter()
+        .rev()
+        .find(|i| i.resource_share_arn == share_arn && i.receiver_account_id == receiver)
+        .expect("the emulator sent an invitation");
+    (share_arn, invitation.resource_share_invitation_arn)
+}
+
+async fn reject(
+    app: &TestApp,
+    provider: i32,
+    account: &str,
+    invitation: &str,
+    token: &str,
+) -> Result<pb::RejectResourceShareInvitationResponse, Status> {
+    ram_client(app)
+        .await
+        .reject_resource_share_invitation(pb::RejectResourceShareInvitationRequest {
+            provider,
+            account_id: account.into(),
+            invitation_id: invitation.into(),
+            client_token: token.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn get(
+    app: &TestApp,
+    provider: i32,
+    account: &str,
+    invitation: &str,
+) -> Result<pb::ResourceShareInvitation, Status> {
+    ram_client(app)
+        .await
+        .get_resource_share_invitation(pb::GetResourceShareInvitationRequest {
+            provider,
+            account_id: account.into(),
+            invitation_id: invitation.into(),
+        })
+        .await
+        .map(|r| {
+            r.into_inner()
+                .resource_share_invitation
+                .expect("invitation")
+        })
+}
+
+fn status_of(i: &pb::ResourceShareInvitation) -> pb::ResourceShareInvitationStatus {
+    pb::ResourceShareInvitationStatus::try_from(i.status).expect("known status")
+}
+
+const SENDER: &str = "111111111111";
+
+#[tokio::test]
+async fn aws_ram_lifecycle_through_the_api_is_audited_with_provider_and_invitation() {
+    use pb::ResourceShareInvitationStatus as S;
+    let app = spawn_app().await;
+    let (share_arn, first) = share(&app, SENDER, AWS_RECEIVER, "subnets").await;
+    let (_, second) = share(&app, SENDER, AWS_RECEIVER, "tgw").await;
+
+    // The receiver sees both, pending; a filter by share narrows to one.
+    let mut client = ram_client(&app).await;
+    let page = client
+        .list_resource_share_invitations(pb::ListResourceShareInvitationsRequest {
+            provider: AWS,
+            account_id: AWS_RECEIVER.into(),
+            status: S::Pending as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids: Vec<_> = page
+        .resource_share_invitations
+        .iter()
+        .map(|i| i.invitation_id.clone())
+        .collect();
+    ids.sort();
+    let mut want = vec![first.clone(), second.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    let by_share = client
+        .list_resource_share_invitations(pb::ListResourceShareInvitationsRequest {
+            provider: AWS,
+            account_id: AWS_RECEIVER.into(),
+            resource_share_ids: vec![share_arn.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_share.resource_share_invitations.len(), 1);
+    let got = &by_share.resource_share_invitations[0];
+    assert_eq!(got.invitation_arn, first);
+    assert_eq!(got.resource_share_arn, share_arn);
+    assert_eq!(got.resource_share_name, "subnets");
+    assert_eq!(got.sender_account_id, SENDER);
+    assert_eq!(got.receiver_account_id, AWS_RECEIVER);
+    assert!(got.create_time.is_some());
+
+    // Accept one (replayed: same answer, no second AWS call), reject the other.
+    let accepted = accept(&app, AWS, AWS_RECEIVER, &first, "acc-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(accepted.resource_share_invitation.as_ref().unwrap()),
+        S::Accepted
+    );
+    let before = app.calls().len();
+    let replay = ram_client(&app)
+        .await
+        .accept_resource_share_invitation(pb::AcceptResourceShareInvitationRequest {
+            provider: AWS,
+            account_id: AWS_RECEIVER.into(),
+            invitation_id: first.clone(),
+            client_token: "acc-1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.metadata().get("idempotent-replayed").unwrap(),
+        "true"
+    );
+    assert_eq!(replay.into_inner(), accepted);
+    assert_eq!(app.calls().len(), before, "a replay makes no AWS call");
+    let rejected = reject(&app, AWS, AWS_RECEIVER, &second, "rej-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(rejected.resource_share_invitation.as_ref().unwrap()),
+        S::Rejected
+    );
+    assert_eq!(
+        status_of(&get(&app, AWS, AWS_RECEIVER, &first).await.unwrap()),
+        S::Accepted
+    );
+
+    // Final states: a new token on an answered invitation is FAILED_PRECONDITION.
+    let again = accept(&app, AWS, AWS_RECEIVER, &first, "acc-2")
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    let details = crate::helpers::details(&again, Code::FailedPrecondition);
+    let violation = &details.precondition_failure().unwrap().violations[0];
+    assert_eq!(violation.r#type, "RESOURCE_SHARE_INVITATION_STATUS");
+    assert_eq!(violation.subject, first);
+    let rejected_again = reject(&app, AWS, AWS_RECEIVER, &second, "rej-2")
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_again.code(), Code::FailedPrecondition);
+
+    // The upstream clientToken is the derived one (64 hex), not the caller's.
+    let accepts: Vec<_> = app
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AcceptResourceShareInvitation")
+        .collect();
+    assert_eq!(accepts.len(), 2);
+    for c in &accepts {
+        let token = c.client_token.as_deref().expect("clientToken sent");
+        assert_eq!(token.len(), 64);
+        assert_ne!(token, "acc-1");
+    }
+
+    // One audit event per RPC, with the provider and the invitation; the
+    // audit API filters by both.
+    let events = app.audit_events().await;
+    assert_eq!(events.len(), 8);
+    let accepted_event = events
+        .iter()
+        .find(|e| e.method == "AcceptResourceShareInvitation" && e.grpc_code == "OK")
+        .unwrap();
+    assert_eq!(accepted_event.request_parameters["provider"], "AWS_RAM");
+    assert_eq!(
+        accepted_event.request_parameters["invitation_id"],
+        first.as_str()
+    );
+    assert_eq!(
+        accepted_event.response_elements.as_ref().unwrap()["ResourceShareInvitation"]["status"],
+        "RESOURCE_SHARE_INVITATION_STATUS_ACCEPTED"
+    );
+    let mut audit =
+        account_link_service::proto::pb::audit_service_client::AuditServiceClient::connect(
+            format!("http://{}", app.addr),
+        )
+        .await
+        .unwrap();
+    let about_first = audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            provider: AWS,
+            invitation_id: first.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    let methods: Vec<_> = about_first.iter().map(|e| e.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "AcceptResourceShareInvitation",
+            "GetResourceShareInvitation",
+            "AcceptResourceShareInvitation",
+            "AcceptResourceShareInvitation",
+        ]
+    );
+    let huawei_only = audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            provider: HUAWEI,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    assert!(huawei_only.is_empty());
+}
+
+#[tokio::test]
+async fn aws_ram_errors_map_by_code() {
+    let app = spawn_app().await;
+    let (_, invitation) = share(&app, SENDER, AWS_RECEIVER, "errors").await;
+
+    // Not found: a well-formed ARN no one sent; ResourceInfo names it.
+    let missing = get(&app, AWS, AWS_RECEIVER, &unknown_arn())
+        .await
+        .unwrap_err();
+    let details = crate::helpers::details(&missing, Code::NotFound);
+    let info = details.resource_info().unwrap();
+    assert_eq!(
+        info.resource_type,
+        "ram.amazonaws.com/ResourceShareInvitation"
+    );
+    assert_eq!(info.resource_name, unknown_arn());
+    let missing = accept(&app, AWS, AWS_RECEIVER, &unknown_arn(), "")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+
+    // Only the receiver answers: the sender is refused.
+    let sender = accept(&app, AWS, SENDER, &invitation, "")
+        .await
+        .unwrap_err();
+    assert_eq!(sender.code(), Code::PermissionDenied, "{sender:?}");
+
+    // Expired after 7 days on the emulator clock: FAILED_PRECONDITION.
+    app.emu()
+        .advance_ram_clock(std::time::Duration::from_secs(7 * 24 * 3600 + 1));
+    assert_eq!(
+        status_of(&get(&app, AWS, AWS_RECEIVER, &invitation).await.unwrap()),
+        pb::ResourceShareInvitationStatus::Expired
+    );
+    let expired = accept(&app, AWS, AWS_RECEIVER, &invitation, "")
+        .await
+        .unwrap_err();
+    assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
+    let info = expired.check_error_details().unwrap();
+    let info = info.error_info().unwrap();
+    assert_eq!(
+        info.metadata.get("aws_error_code").map(String::as_str),
+        Some("ResourceShareInvitationExpiredException")
+    );
 }
