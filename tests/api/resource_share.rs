@@ -464,3 +464,111 @@ async fn aws_ram_errors_map_by_code() {
         Some("ResourceShareInvitationExpiredException")
     );
 }
+
+#[tokio::test]
+async fn thirty_two_concurrent_identical_accepts_make_one_aws_call() {
+    let app = spawn_app().await;
+    let (_, invitation) = share(&app, SENDER, AWS_RECEIVER, "concurrent").await;
+    // Slow the one call down so the others arrive while it runs.
+    app.emu().inject_fault(
+        account_link_service::emulator::Fault::new(
+            account_link_service::emulator::FaultKind::Latency { millis: 300 },
+            1,
+        )
+        .only_for("AcceptResourceShareInvitation"),
+    );
+    let client = ram_client(&app).await;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let mut client = client.clone();
+            let invitation_id = invitation.clone();
+            tokio::spawn(async move {
+                client
+                    .accept_resource_share_invitation(pb::AcceptResourceShareInvitationRequest {
+                        provider: AWS,
+                        account_id: AWS_RECEIVER.into(),
+                        invitation_id,
+                        client_token: "same-token".into(),
+                    })
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let in_use = results
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::Aborted))
+        .count();
+    assert!(ok >= 1, "{results:?}");
+    assert_eq!(
+        ok + in_use,
+        32,
+        "only OK or IDEMPOTENCY_KEY_IN_USE: {results:?}"
+    );
+    let accepts = app
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "AcceptResourceShareInvitation")
+        .count();
+    assert_eq!(accepts, 1, "exactly one upstream call");
+    assert_eq!(
+        app.audit_events().await.len(),
+        32,
+        "one audit event per RPC"
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_5xx_leave_the_token_retryable_and_the_retry_sends_the_same_client_token() {
+    let app = spawn_app().await;
+    let (_, invitation) = share(&app, SENDER, AWS_RECEIVER, "retry").await;
+    for (kind, code) in [
+        (
+            account_link_service::emulator::FaultKind::Throttling,
+            Code::ResourceExhausted,
+        ),
+        (
+            account_link_service::emulator::FaultKind::InternalServerError,
+            Code::Unavailable,
+        ),
+    ] {
+        app.emu().inject_fault(
+            account_link_service::emulator::Fault::new(kind, 1)
+                .only_for("AcceptResourceShareInvitation"),
+        );
+        let status = accept(&app, AWS, AWS_RECEIVER, &invitation, "retry-token")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{status:?}");
+        let details = status.check_error_details().unwrap();
+        assert!(details.retry_info().is_some(), "retryable: {status:?}");
+    }
+    let done = accept(&app, AWS, AWS_RECEIVER, &invitation, "retry-token")
+        .await
+        .expect("the retry succeeds");
+    assert_eq!(
+        status_of(done.resource_share_invitation.as_ref().unwrap()),
+        pb::ResourceShareInvitationStatus::Accepted
+    );
+    let tokens: Vec<_> = app
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AcceptResourceShareInvitation")
+        .map(|c| c.client_token.expect("clientToken sent"))
+        .collect();
+    assert_eq!(tokens.len(), 3, "two faults, then the call that succeeded");
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    let outcomes: Vec<_> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|e| e.method == "AcceptResourceShareInvitation")
+        .map(|e| e.idempotency_outcome)
+        .collect();
+    assert_eq!(outcomes, ["new", "takeover", "takeover"]);
+}
