@@ -46,7 +46,8 @@ impl Fault {
     ///
     /// # Errors
     /// [`FaultError::ZeroCount`] when `count` is 0; [`FaultError::UnknownOperation`] when
-    /// `operation` is neither one of the six account-link operations nor `AssumeRole`;
+    /// `operation` is neither one of the six account-link operations, `AssumeRole`, nor one
+    /// of the three Huawei RAM invitation operations (`SearchResourceShareInvitation`, …);
     /// [`FaultError::InvalidErrorCode`] for an `AwsError` code that cannot be sent.
     pub fn validate(&self) -> Result<(), FaultError> {
         if self.count == 0 {
@@ -62,7 +63,11 @@ impl Fault {
             }
         }
         match &self.operation {
-            Some(name) if Operation::from_name(name).is_none() && name != ASSUME_ROLE => {
+            Some(name)
+                if Operation::from_name(name).is_none()
+                    && name != ASSUME_ROLE
+                    && !super::huawei::OPERATIONS.contains(&name.as_str()) =>
+            {
                 Err(FaultError::UnknownOperation(name.clone()))
             }
             _ => Ok(()),
@@ -112,7 +117,7 @@ pub enum FaultError {
     ZeroCount,
     /// `operation` named nothing the emulator serves.
     #[error(
-        "unknown operation {0:?}: expected one of the six account-link operations or AssumeRole"
+        "unknown operation {0:?}: expected one of the six account-link operations, AssumeRole, or a Huawei RAM invitation operation"
     )]
     UnknownOperation(String),
     /// An `AwsError` code was empty or not made of ASCII letters, digits, `.` and `_`.

@@ -63,6 +63,7 @@
 //! - `sts`: `AssumeRole` over the query protocol: form decoding, validation, external ids,
 //!   the XML documents.
 //! - `faults`: the fault queue.
+//! - `huawei`: Huawei Cloud RAM's invitation operations, AK/SK signature checks, its hooks.
 //! - `server`: the axum handlers.
 
 mod faults;
@@ -86,6 +87,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::faults::{Fault, FaultError, FaultKind};
+pub use self::huawei::{HUAWEI_DEV_SECRET_ACCESS_KEY, HuaweiInvitation};
 pub use self::state::{AccountLink, AccountLinkStatus};
 
 /// The emulator: its links, call log, pending faults and role requirements, shared by every

@@ -348,7 +348,7 @@ async fn api(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) 
 /// `SdkError::DispatchFailure` with a connector error of kind "other" (transient) wrapping
 /// hyper's `IncompleteMessage`; hyper does not retry it on a pooled connection because the
 /// request was fully sent.
-fn dropped_response(request_id: &str, content_type: &'static str) -> Response {
+pub(super) fn dropped_response(request_id: &str, content_type: &'static str) -> Response {
     let body = Body::from_stream(Body::empty().into_data_stream());
     let mut response = Response::new(body);
     let headers = response.headers_mut();
