@@ -35,6 +35,9 @@
 pub mod model;
 pub mod signer;
 
+#[cfg(test)]
+mod emulator_tests;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
