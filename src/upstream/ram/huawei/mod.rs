@@ -788,6 +788,17 @@ mod tests {
         assert_eq!(status_to_wire(InvitationStatus::Pending), "pending");
     }
 
+    /// The real endpoint is https: the default settings must find the platform's CA
+    /// certificates (the runtime image installs `ca-certificates`).
+    #[test]
+    fn default_settings_load_the_platform_roots() {
+        let ram = HuaweiRam::new(&HuaweiRamSettings::default()).expect("platform roots load");
+        assert_eq!(ram.scheme, http::uri::Scheme::HTTPS);
+        assert_eq!(ram.authority.as_str(), "ram.myhuaweicloud.com");
+        assert_eq!(ram.base_path, "");
+        assert!(ram.domain_ids().is_empty());
+    }
+
     #[test]
     fn settings_are_checked() {
         let account = |domain: &str| HuaweiAccount {
