@@ -324,12 +324,39 @@ impl HuaweiRam {
         })
     }
 
+    /// [`HuaweiRam::exchange`], recorded in the upstream metrics as `operation` (the SDK's
+    /// operation name) with Huawei's error code (`transport` when none came back), as
+    /// `SdkUpstream` records its AWS calls.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        acting: &str,
+        path: &str,
+        body: Vec<u8>,
+        mutating: bool,
+    ) -> Result<(T, Option<String>), UpstreamError> {
+        let started = std::time::Instant::now();
+        let result = self.exchange(acting, path, body, mutating).await;
+        let code = match &result {
+            Ok(_) => "none".to_owned(),
+            Err(e) => e
+                .aws_error_code
+                .clone()
+                .unwrap_or_else(|| "transport".to_owned()),
+        };
+        metrics::counter!(crate::metrics::UPSTREAM_REQUESTS, "operation" => operation, "aws_error_code" => code)
+            .increment(1);
+        metrics::histogram!(crate::metrics::UPSTREAM_DURATION, "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
     /// Signs and sends one `POST` with a JSON body and reads the JSON answer.
     ///
     /// `mutating` decides how a failure without an answer classifies: a request that may
     /// have reached RAM is `OutcomeUnknown` for accept/reject, `Unavailable` for a search
     /// (nothing changed either way); one that never connected is `Unavailable`.
-    async fn call<T: DeserializeOwned>(
+    async fn exchange<T: DeserializeOwned>(
         &self,
         acting: &str,
         path: &str,
@@ -425,7 +452,14 @@ impl HuaweiRam {
     ) -> Result<(SearchResponse, Option<String>), UpstreamError> {
         let body = serde_json::to_vec(request)
             .map_err(|e| internal(format!("cannot encode the search: {e}")))?;
-        self.call(acting, model::SEARCH_PATH, body, false).await
+        self.call(
+            model::SEARCH_OPERATION,
+            acting,
+            model::SEARCH_PATH,
+            body,
+            false,
+        )
+        .await
     }
 }
 
@@ -654,8 +688,14 @@ impl InvitationProvider for HuaweiRam {
         // The id is one path segment: escape it so it cannot change the path.
         let id = signer::escape(mutation.invitation_id());
         let path = model::respond_path(&id, accept);
-        let (response, request_id): (RespondResponse, _) =
-            self.call(acting, &path, b"{}".to_vec(), true).await?;
+        let operation = if accept {
+            model::ACCEPT_OPERATION
+        } else {
+            model::REJECT_OPERATION
+        };
+        let (response, request_id): (RespondResponse, _) = self
+            .call(operation, acting, &path, b"{}".to_vec(), true)
+            .await?;
         let invitation = response.resource_share_invitation.ok_or_else(|| {
             unreadable(
                 "no resource_share_invitation in the answer".to_owned(),
