@@ -31,6 +31,7 @@ use crate::proto::pb::resource_share_invitation_service_server::ResourceShareInv
 use crate::store::{AnyStore, Store, StoreError};
 use crate::upstream::ram::InvitationProviders;
 use crate::upstream::ram::aws::AwsRam;
+use crate::upstream::ram::huawei::{HuaweiAccount, HuaweiRam, HuaweiRamSettings};
 use crate::upstream::{SdkUpstream, UpstreamSettings};
 
 /// Largest accepted request message, in bytes. The largest legal request
@@ -160,7 +161,7 @@ impl Application {
             tracing::warn!("anonymous callers are allowed (principal \"anonymous\")");
         }
         let tls = tls_config(&args)?;
-        if accounts.is_empty() && !args.dev {
+        if accounts.is_empty() && file.huawei_account_settings()?.is_empty() && !args.dev {
             return Err(ConfigError::Invalid(
                 "no acting accounts configured: pass --config with [[accounts]], or --dev".into(),
             )
@@ -530,9 +531,30 @@ fn invitation_providers(
         aws_accounts,
     );
     let huawei = file.huawei_account_settings()?;
-    let _ = huawei_endpoint;
-    let _ = &mut providers;
-    let _ = huawei;
+    if huawei.is_empty() && !args.dev {
+        return Ok(providers);
+    }
+    let mut accounts = Vec::with_capacity(huawei.len());
+    for account in &huawei {
+        let keys = account.credentials.read()?;
+        accounts.push(HuaweiAccount {
+            domain_id: account.account_id.to_string(),
+            access_key_id: keys.access_key_id,
+            secret_access_key: keys.secret_access_key,
+            security_token: keys.security_token,
+        });
+    }
+    let settings = HuaweiRamSettings {
+        endpoint: huawei_endpoint
+            .unwrap_or_else(|| crate::config::HUAWEI_RAM_DEFAULT_ENDPOINT.to_owned()),
+        timeout: args.upstream_timeout(),
+        accounts,
+        dev: args.dev,
+    };
+    let adapter = HuaweiRam::new(&settings)
+        .map_err(|e| ConfigError::Invalid(format!("huawei ram: {e}")))?;
+    let ids = huawei.into_iter().map(|a| a.account_id).collect();
+    providers = providers.with(Provider::HuaweiRam, adapter, ids);
     Ok(providers)
 }
 

@@ -30,6 +30,8 @@ mod health_db;
 mod helpers;
 #[path = "api/hostile.rs"]
 mod hostile;
+#[path = "api/huawei_sdk.rs"]
+mod huawei_sdk;
 #[path = "api/lifecycle.rs"]
 mod lifecycle;
 #[path = "api/limits.rs"]

@@ -26,6 +26,8 @@ mod faults;
 mod helpers;
 #[path = "api/hostile.rs"]
 mod hostile;
+#[path = "api/huawei_sdk.rs"]
+mod huawei_sdk;
 #[path = "api/lifecycle.rs"]
 mod lifecycle;
 #[path = "api/limits.rs"]

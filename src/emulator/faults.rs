@@ -46,8 +46,9 @@ impl Fault {
     ///
     /// # Errors
     /// [`FaultError::ZeroCount`] when `count` is 0; [`FaultError::UnknownOperation`] when
-    /// `operation` is neither one of the six account-link operations, `AssumeRole`, nor one of
-    /// the six AWS RAM operations (e.g. `AcceptResourceShareInvitation`);
+    /// `operation` is none of the six account-link operations, `AssumeRole`, the six AWS
+    /// RAM operations (e.g. `AcceptResourceShareInvitation`) and the three Huawei RAM
+    /// invitation operations (`SearchResourceShareInvitation`, …);
     /// [`FaultError::InvalidErrorCode`] for an `AwsError` code that cannot be sent.
     pub fn validate(&self) -> Result<(), FaultError> {
         if self.count == 0 {
@@ -66,7 +67,8 @@ impl Fault {
             Some(name)
                 if Operation::from_name(name).is_none()
                     && name != ASSUME_ROLE
-                    && !super::ram::is_operation(name) =>
+                    && !super::ram::is_operation(name)
+                    && !super::huawei::OPERATIONS.contains(&name.as_str()) =>
             {
                 Err(FaultError::UnknownOperation(name.clone()))
             }
@@ -117,7 +119,7 @@ pub enum FaultError {
     ZeroCount,
     /// `operation` named nothing the emulator serves.
     #[error(
-        "unknown operation {0:?}: expected an account-link operation, AssumeRole or an AWS RAM operation"
+        "unknown operation {0:?}: expected an account-link operation, AssumeRole, an AWS RAM or a Huawei RAM operation"
     )]
     UnknownOperation(String),
     /// An `AwsError` code was empty or not made of ASCII letters, digits, `.` and `_`.

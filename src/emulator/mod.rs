@@ -74,6 +74,7 @@
 //!   the XML documents.
 //! - `ram`: AWS RAM over restJson1; `ram/state.rs` its shares, invitations and rules.
 //! - `faults`: the fault queue.
+//! - `huawei`: Huawei Cloud RAM's invitation operations, AK/SK signature checks, its hooks.
 //! - `server`: the axum handlers.
 
 mod faults;
@@ -98,6 +99,7 @@ use tokio::task::JoinHandle;
 
 pub use self::faults::{Fault, FaultError, FaultKind};
 pub use self::ram::{RamInvitation, RamInvitationStatus};
+pub use self::huawei::{HUAWEI_DEV_SECRET_ACCESS_KEY, HuaweiInvitation};
 pub use self::state::{AccountLink, AccountLinkStatus};
 
 /// The emulator: its links, call log, pending faults and role requirements, shared by every

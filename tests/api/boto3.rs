@@ -62,18 +62,24 @@ fn venv_is_current(venv: &Path, requirements: &str) -> bool {
 const MARKER: &str = ".requirements-installed";
 
 /// Creates (or reuses) the boto3 venv and returns its interpreter.
+pub(crate) fn ensure_venv() -> PathBuf {
+    ensure_venv_at("boto3-venv", "tests/boto3/requirements.txt")
+}
+
+/// Creates (or reuses) the venv `<target dir>/<name>` with the packages of `requirements`
+/// (a path relative to the crate root) and returns its interpreter.
 ///
 /// Idempotent and safe under concurrent test processes without a lock: a venv is built in a
 /// per-process staging directory and published with an atomic rename, and only a venv whose
 /// marker matches the current requirements is used. A process that loses the race discards
 /// its staging copy. (A venv invoked as `<venv>/bin/python` works after being moved; pip is
 /// only run before the move.)
-pub(crate) fn ensure_venv() -> PathBuf {
-    let requirements_path = manifest_dir().join("tests/boto3/requirements.txt");
+pub(crate) fn ensure_venv_at(name: &str, requirements: &str) -> PathBuf {
+    let requirements_path = manifest_dir().join(requirements);
     let requirements = fs::read_to_string(&requirements_path)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", requirements_path.display()));
     let target = target_dir();
-    let venv = target.join("boto3-venv");
+    let venv = target.join(name);
     if venv_is_current(&venv, &requirements) {
         return venv_python(&venv);
     }
@@ -81,7 +87,7 @@ pub(crate) fn ensure_venv() -> PathBuf {
     fs::create_dir_all(&target)
         .unwrap_or_else(|error| panic!("cannot create {}: {error}", target.display()));
     let pid = std::process::id();
-    let staging = target.join(format!("boto3-venv.staging-{pid}"));
+    let staging = target.join(format!("{name}.staging-{pid}"));
     // A leftover from an earlier run that had the same pid and was killed.
     let _ = fs::remove_dir_all(&staging);
     run(
@@ -99,7 +105,7 @@ pub(crate) fn ensure_venv() -> PathBuf {
                 "-r",
             ])
             .arg(&requirements_path),
-        "pip install -r tests/boto3/requirements.txt",
+        &format!("pip install -r {}", requirements_path.display()),
     );
     let marker = staging.join(MARKER);
     fs::write(&marker, &requirements)
@@ -107,7 +113,7 @@ pub(crate) fn ensure_venv() -> PathBuf {
 
     // Publish: retire an outdated venv, then move the new one into place.
     if venv.exists() && !venv_is_current(&venv, &requirements) {
-        let retired = target.join(format!("boto3-venv.retired-{pid}"));
+        let retired = target.join(format!("{name}.retired-{pid}"));
         if fs::rename(&venv, &retired).is_ok() {
             let _ = fs::remove_dir_all(&retired);
         }
