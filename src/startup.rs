@@ -551,8 +551,8 @@ fn invitation_providers(
         accounts,
         dev: args.dev,
     };
-    let adapter = HuaweiRam::new(&settings)
-        .map_err(|e| ConfigError::Invalid(format!("huawei ram: {e}")))?;
+    let adapter =
+        HuaweiRam::new(&settings).map_err(|e| ConfigError::Invalid(format!("huawei ram: {e}")))?;
     let ids = huawei.into_iter().map(|a| a.account_id).collect();
     providers = providers.with(Provider::HuaweiRam, adapter, ids);
     Ok(providers)

@@ -98,8 +98,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::faults::{Fault, FaultError, FaultKind};
-pub use self::ram::{RamInvitation, RamInvitationStatus};
 pub use self::huawei::{HUAWEI_DEV_SECRET_ACCESS_KEY, HuaweiInvitation};
+pub use self::ram::{RamInvitation, RamInvitationStatus};
 pub use self::state::{AccountLink, AccountLinkStatus};
 
 /// The emulator: its links, call log, pending faults and role requirements, shared by every

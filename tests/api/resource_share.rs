@@ -572,3 +572,193 @@ async fn throttling_and_5xx_leave_the_token_retryable_and_the_retry_sends_the_sa
         .collect();
     assert_eq!(outcomes, ["new", "takeover", "takeover"]);
 }
+
+/// A Huawei sending account (domain id).
+const HUAWEI_SENDER: &str = "5c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f";
+
+#[tokio::test]
+async fn huawei_ram_lifecycle_replays_the_stored_outcome_never_already_accepted() {
+    use pb::ResourceShareInvitationStatus as S;
+    let app = spawn_app().await;
+    let first = app
+        .emu()
+        .huawei_create_invitation(HUAWEI_SENDER, HUAWEI_RECEIVER, "vpc-subnets");
+    let second = app
+        .emu()
+        .huawei_create_invitation(HUAWEI_SENDER, HUAWEI_RECEIVER, "images");
+
+    let page = ram_client(&app)
+        .await
+        .list_resource_share_invitations(pb::ListResourceShareInvitationsRequest {
+            provider: HUAWEI,
+            account_id: HUAWEI_RECEIVER.into(),
+            status: S::Pending as i32,
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.resource_share_invitations.len(),
+        1,
+        "page_size is Huawei's limit"
+    );
+    assert!(
+        !page.next_page_token.is_empty(),
+        "Huawei's marker becomes the page token"
+    );
+    let listed = &page.resource_share_invitations[0];
+    assert_eq!(listed.provider, HUAWEI);
+    assert_eq!(listed.receiver_account_id, HUAWEI_RECEIVER);
+    assert_eq!(listed.sender_account_id, HUAWEI_SENDER);
+    assert!(listed.invitation_arn.is_empty());
+    assert!(listed.update_time.is_some());
+
+    // Accept; the replay answers the stored outcome with no Huawei call,
+    // though Huawei itself would now refuse a second accept.
+    let accepted = accept(&app, HUAWEI, HUAWEI_RECEIVER, &first.invitation_id, "hw-1")
+        .await
+        .unwrap();
+    let invitation = accepted.resource_share_invitation.clone().unwrap();
+    assert_eq!(status_of(&invitation), S::Accepted);
+    assert_eq!(invitation.invitation_id, first.invitation_id);
+    assert_eq!(invitation.resource_share_name, "vpc-subnets");
+    let before = app.calls().len();
+    let replay = accept(&app, HUAWEI, HUAWEI_RECEIVER, &first.invitation_id, "hw-1")
+        .await
+        .expect("a replay answers the first outcome, not an error");
+    assert_eq!(replay, accepted);
+    assert_eq!(app.calls().len(), before, "no second Huawei call");
+    // A new token reaches Huawei, which refuses: FAILED_PRECONDITION.
+    let again = accept(&app, HUAWEI, HUAWEI_RECEIVER, &first.invitation_id, "hw-2")
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    let rejected = reject(&app, HUAWEI, HUAWEI_RECEIVER, &second.invitation_id, "hw-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(rejected.resource_share_invitation.as_ref().unwrap()),
+        S::Rejected
+    );
+    assert_eq!(
+        status_of(
+            &get(&app, HUAWEI, HUAWEI_RECEIVER, &second.invitation_id)
+                .await
+                .unwrap()
+        ),
+        S::Rejected
+    );
+
+    // Errors: unknown id; the sender cannot see the receiver's invitation.
+    let missing = get(
+        &app,
+        HUAWEI,
+        HUAWEI_RECEIVER,
+        "0000000000000000000000000000dead",
+    )
+    .await
+    .unwrap_err();
+    let details = crate::helpers::details(&missing, Code::NotFound);
+    assert_eq!(
+        details.resource_info().unwrap().resource_type,
+        "ram.myhuaweicloud.com/ResourceShareInvitation"
+    );
+    let sender = accept(&app, HUAWEI, HUAWEI_SENDER, &second.invitation_id, "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(sender.code(), Code::NotFound | Code::PermissionDenied),
+        "{sender:?}"
+    );
+
+    // Throttling stays retryable; the retry reaches Huawei.
+    let third = app
+        .emu()
+        .huawei_create_invitation(HUAWEI_SENDER, HUAWEI_RECEIVER, "later");
+    app.emu().inject_fault(
+        account_link_service::emulator::Fault::new(
+            account_link_service::emulator::FaultKind::Throttling,
+            1,
+        )
+        .only_for("AcceptResourceShareInvitation"),
+    );
+    let throttled = accept(&app, HUAWEI, HUAWEI_RECEIVER, &third.invitation_id, "hw-4")
+        .await
+        .unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted, "{throttled:?}");
+    accept(&app, HUAWEI, HUAWEI_RECEIVER, &third.invitation_id, "hw-4")
+        .await
+        .expect("the retry is accepted");
+
+    let events = app.audit_events().await;
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.method.ends_with("ResourceShareInvitation")
+                || e.method == "ListResourceShareInvitations")
+            .all(|e| e.request_parameters["provider"] == "HUAWEI_RAM")
+    );
+    assert_eq!(events.len(), 10, "one audit event per RPC");
+    let replayed = events
+        .iter()
+        .filter(|e| e.idempotency_outcome == "replayed")
+        .count();
+    assert_eq!(replayed, 1);
+}
+
+#[tokio::test]
+async fn a_configured_huawei_account_signs_with_its_own_keys_from_a_credentials_csv() {
+    let csv = crate::helpers::write_temp(
+        "huawei-credentials.csv",
+        b"User Name,Access Key Id,Secret Access Key\nplatform,HWTESTAK0001,the-right-secret\n",
+    );
+    let config = crate::helpers::write_temp(
+        "huawei-accounts.toml",
+        format!(
+            "[[accounts]]\naccount_id = \"111111111111\"\n\
+             [[accounts]]\nprovider = \"huawei\"\naccount_id = \"{HUAWEI_RECEIVER}\"\n\
+             credentials_file = \"{}\"\n",
+            csv.display()
+        )
+        .as_bytes(),
+    );
+    let app = crate::helpers::spawn_app_with(|a| a.config = Some(config.clone())).await;
+    app.emu()
+        .huawei_register_credentials("HWTESTAK0001", "the-right-secret", HUAWEI_RECEIVER);
+    let invitation =
+        app.emu()
+            .huawei_create_invitation(HUAWEI_SENDER, HUAWEI_RECEIVER, "configured");
+    // The account may be left out: it is the only Huawei account.
+    let accepted = accept(&app, HUAWEI, "", &invitation.invitation_id, "")
+        .await
+        .expect("signed with the configured keys");
+    assert_eq!(
+        accepted
+            .resource_share_invitation
+            .unwrap()
+            .receiver_account_id,
+        HUAWEI_RECEIVER
+    );
+
+    // The emulator no longer knows that key: Huawei's gateway refuses it
+    // (APIGW.0301), which is the operators' problem, not the caller's.
+    app.emu()
+        .huawei_register_credentials("HWTESTAK0001", "rotated-secret", HUAWEI_RECEIVER);
+    let refused = get(&app, HUAWEI, HUAWEI_RECEIVER, &invitation.invitation_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(reason(&refused), "UPSTREAM_CREDENTIALS_REJECTED");
+    let info = refused.check_error_details().unwrap();
+    assert_eq!(
+        info.error_info()
+            .unwrap()
+            .metadata
+            .get("aws_error_code")
+            .map(String::as_str),
+        Some("APIGW.0301")
+    );
+}
