@@ -154,10 +154,12 @@ fn answer(
     c.finish(op)
 }
 
+/// A validated read: the named acting account (if any), the provider and
+/// the read's input.
+type ReadInput<T> = Result<(Option<AccountId>, (Provider, T)), Vec<FieldViolation>>;
+
 /// A validated Get: the provider and the invitation.
-fn get(
-    req: &pb::GetResourceShareInvitationRequest,
-) -> Result<(Option<AccountId>, (Provider, String)), Vec<FieldViolation>> {
+fn get(req: &pb::GetResourceShareInvitationRequest) -> ReadInput<String> {
     let mut c = Checker::default();
     let provider = provider_of(&mut c, req.provider);
     let account = account_of(&mut c, provider, &req.account_id);
@@ -171,9 +173,7 @@ fn get(
 
 /// A validated List: the provider and the input, page size clamped to the
 /// provider's range (AIP-158: values above the maximum are coerced).
-fn list(
-    req: &pb::ListResourceShareInvitationsRequest,
-) -> Result<(Option<AccountId>, (Provider, ListInvitationsInput)), Vec<FieldViolation>> {
+fn list(req: &pb::ListResourceShareInvitationsRequest) -> ReadInput<ListInvitationsInput> {
     let mut c = Checker::default();
     let provider = provider_of(&mut c, req.provider);
     let account = account_of(&mut c, provider, &req.account_id);
