@@ -11,6 +11,8 @@
 //! `POST /` serves both protocols, told apart by the request's shape: a request with
 //! `X-Amz-Target` is a WorkSpaces JSON 1.1 call; one without it whose body is a form with an
 //! `Action` field is an STS query call; anything else is a JSON 1.1 call with no target.
+//! Huawei Cloud RAM's invitation operations have paths of their own
+//! (`/v1/resource-share-invitations/...`, AK/SK signatures verified): see `huawei.rs`.
 //!
 //! ## WorkSpaces (AWS JSON 1.1)
 //! `POST /` with `X-Amz-Target: WorkspacesService.<Operation>` and a JSON body. Success is

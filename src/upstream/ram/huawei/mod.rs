@@ -81,9 +81,10 @@ pub const DOMAIN_ID_HEADER: &str = "X-Domain-Id";
 /// Codes", and its FAQ "Common Errors Related to IAM Authentication Information") for
 /// `APIGW.*`. The part of RAM's table that could be read for this work lists no code for an
 /// unknown invitation or for answering an invitation that is no longer pending, so
-/// [`INVITATION_NOT_FOUND`] and [`INVITATION_NOT_PENDING`] are this project's names, used
-/// by the emulator and recognised by [`classify`]; the real service's codes for these cases
-/// are still to be confirmed (an unknown 400 code classifies as `Validation`, final too).
+/// [`codes::INVITATION_NOT_FOUND`] and [`codes::INVITATION_NOT_PENDING`] are this project's
+/// names, used by the emulator and recognised by [`classify`]; the real service's codes for
+/// these cases are still to be confirmed (an unknown 400 code classifies as `Validation`,
+/// final too).
 pub mod codes {
     /// 401: `Incorrect IAM authentication information: ...` (bad or missing signature,
     /// unknown AK, expired token).
