@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
-use crate::domain::{AccountId, FieldViolation, MutationKind};
+use crate::domain::{AccountId, FieldViolation};
 use crate::grpc::Malformed;
 use crate::upstream::{AccountError, UpstreamError, UpstreamErrorKind};
 
@@ -30,7 +30,7 @@ pub const AWS_RAM_INVITATION_RESOURCE_TYPE: &str = "ram.amazonaws.com/ResourceSh
 pub const HUAWEI_RAM_INVITATION_RESOURCE_TYPE: &str =
     "ram.myhuaweicloud.com/ResourceShareInvitation";
 
-/// What an upstream error is about, for [`ApiError::upstream_of`].
+/// What an upstream error is about, for [`ApiError::upstream`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamResource {
     /// `ResourceInfo.resource_type` of a not-found error.
@@ -282,29 +282,13 @@ impl ApiError {
         }
     }
 
-    /// Maps an account-link upstream failure by AWS error code (DESIGN §7).
-    /// `method` decides Conflict (ALREADY_EXISTS on Create,
-    /// FAILED_PRECONDITION otherwise); `resource` names the link or account
+    /// Maps an upstream failure of any provider by its error code (DESIGN §7;
+    /// issue 12 for RAM). `kind` names the resource type and what a Conflict
+    /// means for it (ALREADY_EXISTS on an account-link Create,
+    /// FAILED_PRECONDITION otherwise); `resource` names the field and value
     /// for `ResourceInfo`, `PreconditionFailure` and `BadRequest`; `owner` is
     /// the acting account.
     pub fn upstream(
-        err: &UpstreamError,
-        method: Option<MutationKind>,
-        resource: (&str, &str),
-        owner: &str,
-    ) -> Self {
-        let kind = if method == Some(MutationKind::Create) {
-            UpstreamResource::ACCOUNT_LINK_CREATE
-        } else {
-            UpstreamResource::ACCOUNT_LINK
-        };
-        Self::upstream_of(err, &kind, resource, owner)
-    }
-
-    /// Maps an upstream failure of any provider by its error code (DESIGN §7;
-    /// issue 12 for RAM): `kind` names the resource type and what a Conflict
-    /// means for it; the other arguments are those of [`ApiError::upstream`].
-    pub fn upstream_of(
         err: &UpstreamError,
         kind: &UpstreamResource,
         resource: (&str, &str),

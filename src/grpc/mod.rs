@@ -178,7 +178,7 @@ impl Settled {
                 }
             }
             Err(e) => {
-                let api = ApiError::upstream_of(
+                let api = ApiError::upstream(
                     &e,
                     &operation.upstream_resource(),
                     operation.subject(),
@@ -387,7 +387,7 @@ impl<U: Upstream> AccountLinkApi<U> {
             Err(e) => {
                 draft.upstream_request_id = e.aws_request_id.clone();
                 draft.upstream_attempts = e.attempts;
-                let err = ApiError::upstream_of(&e, kind, subject, acting.as_str());
+                let err = ApiError::upstream(&e, kind, subject, acting.as_str());
                 Err(self.refuse(ctx, draft, err).await)
             }
         }
