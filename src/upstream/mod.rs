@@ -140,6 +140,20 @@ pub struct UpstreamError {
     pub attempts: u32,
 }
 
+impl UpstreamError {
+    /// An `Internal` failure: the request could not be built or has no client
+    /// (a bug here, or bad configuration); nothing was sent.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            kind: UpstreamErrorKind::Internal,
+            aws_error_code: None,
+            message: message.into(),
+            aws_request_id: None,
+            attempts: 0,
+        }
+    }
+}
+
 /// Why an acting account cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {

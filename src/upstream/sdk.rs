@@ -210,13 +210,9 @@ impl SdkUpstream {
             return Ok(client.clone());
         }
         let Some(dev) = &self.dev else {
-            return Err(UpstreamError {
-                kind: UpstreamErrorKind::Internal,
-                aws_error_code: None,
-                message: format!("no client for account {acting}"),
-                aws_request_id: None,
-                attempts: 0,
-            });
+            return Err(UpstreamError::internal(format!(
+                "no client for account {acting}"
+            )));
         };
         let mut built = false;
         let client = dev.get_or_build(acting, || {
@@ -253,13 +249,9 @@ impl SdkUpstream {
             Some(provider) => provider.clone(),
             None if self.dev.is_some() => Some(dev_credentials(acting.as_str())),
             None => {
-                return Err(UpstreamError {
-                    kind: UpstreamErrorKind::Internal,
-                    aws_error_code: None,
-                    message: format!("no client for account {acting}"),
-                    aws_request_id: None,
-                    attempts: 0,
-                });
+                return Err(UpstreamError::internal(format!(
+                    "no client for account {acting}"
+                )));
             }
         };
         let mut builder = self.base.to_builder();

@@ -116,22 +116,15 @@ impl AwsRam {
     /// `Internal` when `acting` is not an account id, or is not configured and this is not
     /// `--dev` with emulator credentials.
     fn client(&self, acting: &str) -> Result<Client, UpstreamError> {
-        let internal = |message: String| UpstreamError {
-            kind: UpstreamErrorKind::Internal,
-            aws_error_code: None,
-            message,
-            aws_request_id: None,
-            attempts: 0,
-        };
-        let account = AccountId::parse(acting)
-            .map_err(|e| internal(format!("acting account {acting:?} is not valid: {e}")))?;
+        let account = AccountId::parse(acting).map_err(|e| {
+            UpstreamError::internal(format!("acting account {acting:?} is not valid: {e}"))
+        })?;
         if let Some(client) = self.configured.get(&account) {
             return Ok(client.clone());
         }
-        let dev = self
-            .dev
-            .as_ref()
-            .ok_or_else(|| internal(format!("no AWS RAM client for account {acting}")))?;
+        let dev = self.dev.as_ref().ok_or_else(|| {
+            UpstreamError::internal(format!("no AWS RAM client for account {acting}"))
+        })?;
         Ok(dev.cache.get_or_build(&account, || {
             let config = aws_sdk_ram::config::Builder::from(&dev.base)
                 .credentials_provider(dev_credentials(acting))

@@ -215,12 +215,8 @@ impl InvitationProviders {
     pub fn adapter(&self, provider: Provider) -> Result<&dyn DynInvitationProvider, UpstreamError> {
         self.configured(provider)
             .map(|c| &*c.adapter)
-            .ok_or_else(|| UpstreamError {
-                kind: super::UpstreamErrorKind::Internal,
-                aws_error_code: None,
-                message: format!("provider {provider} is not configured"),
-                aws_request_id: None,
-                attempts: 0,
+            .ok_or_else(|| {
+                UpstreamError::internal(format!("provider {provider} is not configured"))
             })
     }
 }

@@ -316,13 +316,9 @@ impl HuaweiRam {
                 security_token: None,
             });
         }
-        Err(UpstreamError {
-            kind: UpstreamErrorKind::Internal,
-            aws_error_code: None,
-            message: format!("no huawei credentials for account {acting}"),
-            aws_request_id: None,
-            attempts: 0,
-        })
+        Err(UpstreamError::internal(format!(
+            "no huawei credentials for account {acting}"
+        )))
     }
 
     /// [`HuaweiRam::exchange`], recorded in the upstream metrics as `operation` (the SDK's
@@ -371,18 +367,18 @@ impl HuaweiRam {
             .authority(self.authority.clone())
             .path_and_query(path_and_query.as_str())
             .build()
-            .map_err(|e| internal(format!("cannot build the request uri: {e}")))?;
+            .map_err(|e| UpstreamError::internal(format!("cannot build the request uri: {e}")))?;
         let mut headers = HeaderMap::new();
         headers.insert(
             HOST,
             HeaderValue::from_str(self.authority.as_str())
-                .map_err(|e| internal(format!("invalid host header: {e}")))?,
+                .map_err(|e| UpstreamError::internal(format!("invalid host header: {e}")))?,
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             http::header::HeaderName::from_static("x-domain-id"),
             HeaderValue::from_str(acting)
-                .map_err(|e| internal(format!("invalid domain id header: {e}")))?,
+                .map_err(|e| UpstreamError::internal(format!("invalid domain id header: {e}")))?,
         );
         signer::sign(
             &Method::POST,
@@ -392,10 +388,10 @@ impl HuaweiRam {
             &credentials,
             OffsetDateTime::now_utc(),
         )
-        .map_err(|e| internal(format!("cannot sign the request: {e}")))?;
+        .map_err(|e| UpstreamError::internal(format!("cannot sign the request: {e}")))?;
         let mut request = Request::post(uri)
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| internal(format!("cannot build the request: {e}")))?;
+            .map_err(|e| UpstreamError::internal(format!("cannot build the request: {e}")))?;
         *request.headers_mut() = headers;
 
         let no_answer = |message: String, connected: bool| UpstreamError {
@@ -452,7 +448,7 @@ impl HuaweiRam {
         request: &SearchRequest,
     ) -> Result<(SearchResponse, Option<String>), UpstreamError> {
         let body = serde_json::to_vec(request)
-            .map_err(|e| internal(format!("cannot encode the search: {e}")))?;
+            .map_err(|e| UpstreamError::internal(format!("cannot encode the search: {e}")))?;
         self.call(
             model::SEARCH_OPERATION,
             acting,
@@ -461,17 +457,6 @@ impl HuaweiRam {
             false,
         )
         .await
-    }
-}
-
-/// A request that could not be built (a bug here, or bad configuration); nothing was sent.
-fn internal(message: String) -> UpstreamError {
-    UpstreamError {
-        kind: UpstreamErrorKind::Internal,
-        aws_error_code: None,
-        message,
-        aws_request_id: None,
-        attempts: 0,
     }
 }
 
