@@ -230,20 +230,17 @@ impl Operation {
     /// # Errors
     /// INTERNAL when the body does not decode.
     pub(super) fn decode(&self, body: Option<&[u8]>) -> Result<Resource, ApiError> {
-        let bad = |_| {
+        let decoded = body.and_then(|body| match self {
+            Self::Link(_) => pb::AccountLink::decode(body).ok().map(Resource::Link),
+            Self::Invitation { .. } => pb::ResourceShareInvitation::decode(body)
+                .ok()
+                .map(Resource::Invitation),
+        });
+        decoded.ok_or_else(|| {
             ApiError::internal(&std::io::Error::other(
                 "stored response body does not decode",
             ))
-        };
-        let body = body.ok_or_else(|| bad(()))?;
-        match self {
-            Self::Link(_) => pb::AccountLink::decode(body)
-                .map(Resource::Link)
-                .map_err(|_| bad(())),
-            Self::Invitation { .. } => pb::ResourceShareInvitation::decode(body)
-                .map(Resource::Invitation)
-                .map_err(|_| bad(())),
-        }
+        })
     }
 }
 

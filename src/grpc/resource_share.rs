@@ -377,22 +377,62 @@ fn invitation_of(resource: Resource) -> Option<pb::ResourceShareInvitation> {
     }
 }
 
+/// Accept and Reject requests share one shape: provider, account, invitation, token.
+trait AnswerRequest {
+    fn into_parts(self) -> (i32, String, String, String);
+}
+
+/// Accept and Reject responses share one shape.
+trait FromAnswer {
+    fn from_answer(invitation: pb::ResourceShareInvitation, client_token: String) -> Self;
+}
+
+macro_rules! impl_answer {
+    ($($req:ty => $resp:ty),*) => {$(
+        impl AnswerRequest for $req {
+            fn into_parts(self) -> (i32, String, String, String) {
+                (self.provider, self.account_id, self.invitation_id, self.client_token)
+            }
+        }
+        impl FromAnswer for $resp {
+            fn from_answer(invitation: pb::ResourceShareInvitation, client_token: String) -> Self {
+                Self { resource_share_invitation: Some(invitation), client_token }
+            }
+        }
+    )*};
+}
+
+impl_answer!(
+    pb::AcceptResourceShareInvitationRequest => pb::AcceptResourceShareInvitationResponse,
+    pb::RejectResourceShareInvitationRequest => pb::RejectResourceShareInvitationResponse
+);
+
 impl<U: Upstream> AccountLinkApi<U> {
-    /// Accept or Reject through the shared pipeline.
-    async fn answer_invitation(
+    /// Accept (`accept`) or Reject through the shared mutation pipeline.
+    async fn on_invitation<Req, Resp>(
         &self,
-        ctx: &super::context::CallContext,
-        (provider, account_id, invitation_id, client_token): (i32, String, String, String),
+        method: &'static str,
+        request: Request<Req>,
         accept: bool,
-    ) -> Result<(pb::ResourceShareInvitation, String, bool), Status> {
-        let draft = AuditDraft::new(answer_params(provider, &account_id, &invitation_id));
-        let parsed = answer(provider, &account_id, &invitation_id, &client_token, accept);
-        let reply = self.mutation(ctx, parsed, draft).await?;
-        Ok((
-            invitation_of(reply.resource).unwrap_or_default(),
-            reply.client_token,
-            reply.replayed,
-        ))
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: AnswerRequest + Send + 'static,
+        Resp: FromAnswer + Send + 'static,
+    {
+        let ctx = self.context(method, false, &request);
+        let (provider, account_id, invitation_id, client_token) = request.into_inner().into_parts();
+        let this = self.clone();
+        self.detach(ctx.span(), async move {
+            let draft = AuditDraft::new(answer_params(provider, &account_id, &invitation_id));
+            let parsed = answer(provider, &account_id, &invitation_id, &client_token, accept);
+            let reply = this.mutation(&ctx, parsed, draft).await?;
+            let invitation = invitation_of(reply.resource).unwrap_or_default();
+            Ok(ctx.response(
+                Resp::from_answer(invitation, reply.client_token),
+                reply.replayed,
+            ))
+        })
+        .await
     }
 }
 
@@ -483,43 +523,15 @@ impl<U: Upstream> ResourceShareInvitationService for AccountLinkApi<U> {
         &self,
         request: Request<pb::AcceptResourceShareInvitationRequest>,
     ) -> Result<Response<pb::AcceptResourceShareInvitationResponse>, Status> {
-        let ctx = self.context("AcceptResourceShareInvitation", false, &request);
-        let r = request.into_inner();
-        let this = self.clone();
-        self.detach(ctx.span(), async move {
-            let parts = (r.provider, r.account_id, r.invitation_id, r.client_token);
-            let (invitation, client_token, replayed) =
-                this.answer_invitation(&ctx, parts, true).await?;
-            Ok(ctx.response(
-                pb::AcceptResourceShareInvitationResponse {
-                    resource_share_invitation: Some(invitation),
-                    client_token,
-                },
-                replayed,
-            ))
-        })
-        .await
+        self.on_invitation("AcceptResourceShareInvitation", request, true)
+            .await
     }
 
     async fn reject_resource_share_invitation(
         &self,
         request: Request<pb::RejectResourceShareInvitationRequest>,
     ) -> Result<Response<pb::RejectResourceShareInvitationResponse>, Status> {
-        let ctx = self.context("RejectResourceShareInvitation", false, &request);
-        let r = request.into_inner();
-        let this = self.clone();
-        self.detach(ctx.span(), async move {
-            let parts = (r.provider, r.account_id, r.invitation_id, r.client_token);
-            let (invitation, client_token, replayed) =
-                this.answer_invitation(&ctx, parts, false).await?;
-            Ok(ctx.response(
-                pb::RejectResourceShareInvitationResponse {
-                    resource_share_invitation: Some(invitation),
-                    client_token,
-                },
-                replayed,
-            ))
-        })
-        .await
+        self.on_invitation("RejectResourceShareInvitation", request, false)
+            .await
     }
 }
