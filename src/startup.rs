@@ -16,7 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::{Authenticator, Policy};
-use crate::config::{ConfigError, FileConfig, HealthCheckArgs, ServeArgs};
+use crate::config::{ConfigError, FileConfig, HealthCheckArgs, HuaweiAccountSettings, ServeArgs};
 use crate::domain::Provider;
 use crate::emulator::{Emulator, RunningEmulator};
 use crate::error::ApiError;
@@ -153,6 +153,7 @@ impl Application {
             }
         }
         let accounts = file.account_settings()?;
+        let huawei_accounts = file.huawei_account_settings()?;
         let auth = Authenticator::new(&file.auth, args.dev)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let policy = Policy::new(&file.policy, args.dev, &METHODS)
@@ -161,7 +162,7 @@ impl Application {
             tracing::warn!("anonymous callers are allowed (principal \"anonymous\")");
         }
         let tls = tls_config(&args)?;
-        if accounts.is_empty() && file.huawei_account_settings()?.is_empty() && !args.dev {
+        if accounts.is_empty() && huawei_accounts.is_empty() && !args.dev {
             return Err(ConfigError::Invalid(
                 "no acting accounts configured: pass --config with [[accounts]], or --dev".into(),
             )
@@ -235,7 +236,8 @@ impl Application {
         })
         .await;
 
-        let invitations = invitation_providers(&args, &file, &upstream, endpoint_for_huawei)?;
+        let invitations =
+            invitation_providers(&args, &upstream, huawei_accounts, endpoint_for_huawei)?;
         let api = AccountLinkApi::new(
             store.clone(),
             upstream,
@@ -516,21 +518,15 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 /// [`ConfigError`] for a Huawei account whose keys cannot be read.
 fn invitation_providers(
     args: &ServeArgs,
-    file: &FileConfig,
     upstream: &SdkUpstream,
+    huawei: Vec<HuaweiAccountSettings>,
     huawei_endpoint: Option<String>,
 ) -> Result<InvitationProviders, ConfigError> {
-    let aws_accounts = file
-        .account_settings()?
-        .into_iter()
-        .map(|a| a.account_id)
-        .collect();
     let mut providers = InvitationProviders::none().any_account(args.dev).with(
         Provider::AwsRam,
         AwsRam::new(upstream),
-        aws_accounts,
+        upstream.configured_accounts(),
     );
-    let huawei = file.huawei_account_settings()?;
     if huawei.is_empty() && !args.dev {
         return Ok(providers);
     }
