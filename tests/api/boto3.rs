@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use account_link_service::emulator::Emulator;
+use account_link_service::emulator::{CallRecord, Emulator, RunningEmulator};
 
 /// The crate root (where `tests/boto3/` lives).
 pub(crate) fn manifest_dir() -> &'static Path {
@@ -62,7 +62,7 @@ fn venv_is_current(venv: &Path, requirements: &str) -> bool {
 const MARKER: &str = ".requirements-installed";
 
 /// Creates (or reuses) the boto3 venv and returns its interpreter.
-pub(crate) fn ensure_venv() -> PathBuf {
+fn ensure_venv() -> PathBuf {
     ensure_venv_at("boto3-venv", "tests/boto3/requirements.txt")
 }
 
@@ -131,17 +131,19 @@ pub(crate) fn ensure_venv_at(name: &str, requirements: &str) -> PathBuf {
     venv_python(&venv)
 }
 
-#[tokio::test]
-async fn boto3_drives_every_account_link_operation_against_the_emulator() {
+/// Runs the boto3 script `tests/boto3/<script>` against a fresh emulator with the boto3 venv
+/// (no AWS config or profile of the machine), asserts that it exited 0, and returns the
+/// emulator for the caller's checks of what the script did.
+pub(crate) async fn run_boto3_script(script: &str) -> RunningEmulator {
     let python = tokio::task::spawn_blocking(ensure_venv)
         .await
         .expect("venv setup task");
     let running = Emulator::new().spawn().await.expect("emulator starts");
-    let script = manifest_dir().join("tests/boto3/check_emulator.py");
+    let path = manifest_dir().join("tests/boto3").join(script);
 
     // Async process so the emulator keeps serving on this runtime while the script runs.
     let output = tokio::process::Command::new(&python)
-        .arg(&script)
+        .arg(&path)
         .arg("--endpoint")
         .arg(running.endpoint_url())
         .env("AWS_CONFIG_FILE", "/dev/null")
@@ -150,30 +152,43 @@ async fn boto3_drives_every_account_link_operation_against_the_emulator() {
         .env_remove("AWS_ENDPOINT_URL")
         .output()
         .await
-        .expect("run check_emulator.py");
+        .unwrap_or_else(|error| panic!("run {script}: {error}"));
     assert!(
         output.status.success(),
-        "check_emulator.py failed with {}\nstdout:\n{}\nstderr:\n{}",
+        "{script} failed with {}\nstdout:\n{}\nstderr:\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
     );
+    running
+}
 
-    let calls = running.emulator().calls();
+/// Asserts that the emulator's call log holds each of `operations`.
+pub(crate) fn assert_saw_operations(calls: &[CallRecord], operations: &[&str]) {
     let seen: BTreeSet<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
-    for operation in [
-        "CreateAccountLinkInvitation",
-        "AcceptAccountLinkInvitation",
-        "RejectAccountLinkInvitation",
-        "DeleteAccountLinkInvitation",
-        "GetAccountLink",
-        "ListAccountLinks",
-    ] {
+    for operation in operations {
         assert!(
             seen.contains(operation),
             "emulator never saw {operation}; saw {seen:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn boto3_drives_every_account_link_operation_against_the_emulator() {
+    let running = run_boto3_script("check_emulator.py").await;
+    let calls = running.emulator().calls();
+    assert_saw_operations(
+        &calls,
+        &[
+            "CreateAccountLinkInvitation",
+            "AcceptAccountLinkInvitation",
+            "RejectAccountLinkInvitation",
+            "DeleteAccountLinkInvitation",
+            "GetAccountLink",
+            "ListAccountLinks",
+        ],
+    );
     assert!(
         calls.iter().all(|c| c.account_id.is_some()),
         "every boto3 call must carry a 12-digit access key id"

@@ -8,11 +8,9 @@
 //! `tests/huawei/requirements.txt`, as the boto3 test does (see `ensure_venv_at` there).
 //! Needs `python3` with the `venv` module and access to PyPI the first time.
 
-use std::collections::BTreeSet;
-
 use account_link_service::emulator::Emulator;
 
-use crate::boto3::{ensure_venv_at, manifest_dir};
+use crate::boto3::{assert_saw_operations, ensure_venv_at, manifest_dir};
 
 const SENDER: &str = "0123456789abcdef0123456789abcdef";
 const RECEIVER: &str = "fedcba9876543210fedcba9876543210";
@@ -56,17 +54,14 @@ async fn huawei_python_sdk_searches_accepts_and_rejects_against_the_emulator() {
     );
 
     let calls = emulator.calls();
-    let seen: BTreeSet<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
-    for operation in [
-        "SearchResourceShareInvitation",
-        "AcceptResourceShareInvitation",
-        "RejectResourceShareInvitation",
-    ] {
-        assert!(
-            seen.contains(operation),
-            "emulator never saw {operation}; saw {seen:?}"
-        );
-    }
+    assert_saw_operations(
+        &calls,
+        &[
+            "SearchResourceShareInvitation",
+            "AcceptResourceShareInvitation",
+            "RejectResourceShareInvitation",
+        ],
+    );
     let refused: Vec<_> = calls
         .iter()
         .filter(|c| c.error_code.as_deref() == Some("APIGW.0301"))

@@ -6,53 +6,25 @@
 
 use std::collections::BTreeSet;
 
-use account_link_service::emulator::{Emulator, RamInvitationStatus};
+use account_link_service::emulator::RamInvitationStatus;
 
-use crate::boto3::{ensure_venv, manifest_dir};
+use crate::boto3::{assert_saw_operations, run_boto3_script};
 
 #[tokio::test]
 async fn boto3_drives_the_ram_invitation_flow_against_the_emulator() {
-    let python = tokio::task::spawn_blocking(ensure_venv)
-        .await
-        .expect("venv setup task");
-    let running = Emulator::new().spawn().await.expect("emulator starts");
-    let script = manifest_dir().join("tests/boto3/check_ram.py");
-
-    // Async process so the emulator keeps serving on this runtime while the script runs.
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg("--endpoint")
-        .arg(running.endpoint_url())
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .await
-        .expect("run check_ram.py");
-    assert!(
-        output.status.success(),
-        "check_ram.py failed with {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-
+    let running = run_boto3_script("check_ram.py").await;
     let calls = running.emulator().calls();
-    let seen: BTreeSet<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
-    for operation in [
-        "CreateResourceShare",
-        "AssociateResourceShare",
-        "GetResourceShareInvitations",
-        "AcceptResourceShareInvitation",
-        "RejectResourceShareInvitation",
-        "ListPendingInvitationResources",
-    ] {
-        assert!(
-            seen.contains(operation),
-            "emulator never saw {operation}; saw {seen:?}"
-        );
-    }
+    assert_saw_operations(
+        &calls,
+        &[
+            "CreateResourceShare",
+            "AssociateResourceShare",
+            "GetResourceShareInvitations",
+            "AcceptResourceShareInvitation",
+            "RejectResourceShareInvitation",
+            "ListPendingInvitationResources",
+        ],
+    );
     assert!(
         calls.iter().all(|c| c.account_id.is_some()),
         "every boto3 call must carry a 12-digit access key id"
