@@ -221,7 +221,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Maximum connections in the pool (SQLite: read connections, beside
-    /// its one writer).
+    /// its one writer; PostgreSQL: beside the group-commit writers' two).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
     /// Development mode: runs the WorkSpaces emulator in-process (unless

@@ -131,7 +131,7 @@ mod suite {
 
     /// A claim by `alice` of `CreateAccountLinkInvitation` with token hash
     /// `token`, a 60 s lease and a one-day ttl.
-    fn claim(token: &str, fingerprint: &str) -> NewClaim {
+    pub(crate) fn claim(token: &str, fingerprint: &str) -> NewClaim {
         NewClaim {
             key: RecordKey {
                 principal: "alice".into(),
@@ -1689,6 +1689,64 @@ async fn second_sqlite(store: &SqliteStore) -> SqliteStore {
 
 store_conformance_suite!(postgres, open_postgres, raw_postgres, second_postgres);
 store_conformance_suite!(sqlite, open_sqlite, raw_sqlite, second_sqlite);
+
+/// What only PostgreSQL needs checking: the group-commit writers keep a
+/// connection of their own between batches.
+mod postgres_only {
+    use std::time::Duration;
+
+    use account_link_service::audit::now_micros;
+    use account_link_service::store::Store;
+
+    use super::suite::{event, verified};
+    use super::{open_postgres, raw_postgres};
+
+    /// Ends every other session on the store's database: the writers'
+    /// kept connections and the pool's idle ones, as a database restart
+    /// would. Returns how many it ended.
+    async fn end_other_sessions(store: &account_link_service::store::PgStore) -> u64 {
+        raw_postgres(
+            store,
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where datname = current_database() and pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_writer_connection_that_died_while_idle_is_replaced_without_failing_a_batch() {
+        let store = open_postgres().await;
+        let claim = super::suite::claim("t-1", "f-1");
+        store
+            .claim(&claim, None, std::sync::Arc::new(|_| "u".into()))
+            .await
+            .unwrap();
+        store
+            .append_audit_event(&event("GetAccountLink", "alice", now_micros()))
+            .await
+            .unwrap();
+        assert!(
+            end_other_sessions(&store).await >= 2,
+            "both writers kept their connection"
+        );
+        // Idle past the writers' ping threshold (tokio's clock).
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        tokio::time::resume();
+        let seq = store
+            .append_audit_event(&event("GetAccountLink", "alice", now_micros()))
+            .await
+            .expect("the writer pings its idle connection and opens a new one");
+        assert_eq!(seq, 2);
+        let other = super::suite::claim("t-2", "f-2");
+        store
+            .claim(&other, None, std::sync::Arc::new(|_| "u".into()))
+            .await
+            .expect("so does the claim writer");
+        assert_eq!(verified(&store).await.count, 2);
+    }
+}
 
 /// What only SQLite needs checking: its connection settings, a REPLACE
 /// (which would delete a row without firing the delete trigger), and

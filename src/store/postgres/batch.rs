@@ -22,13 +22,13 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use sqlx::PgConnection;
-use sqlx::postgres::PgPool;
+use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::writer_conn::WriterConnection;
 use crate::store::group_commit::{self, Batch, ChainEntry, Done, Link, Op};
-use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError, hash32, waiting};
+use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError, hash32};
 
 /// A chain head as the writer remembers it: `(last_seq, last_hash)`.
 type Head = (i64, [u8; 32]);
@@ -36,16 +36,16 @@ type Head = (i64, [u8; 32]);
 /// The batch writer of a [`PgStore`](super::PgStore).
 #[derive(Debug, Clone)]
 pub(super) struct PgBatch {
-    pool: PgPool,
+    conn: WriterConnection,
     /// The head the last batch of this writer left: `(last_seq,
     /// last_hash)`; `None` before the first batch and after a failure.
     head: Arc<Mutex<Option<Head>>>,
 }
 
 impl PgBatch {
-    pub(super) fn new(pool: PgPool) -> Self {
+    pub(super) fn new(conn: WriterConnection) -> Self {
         Self {
-            pool,
+            conn,
             head: Arc::default(),
         }
     }
@@ -69,9 +69,18 @@ impl Batch for PgBatch {
     async fn write(&self, ops: &[Op]) -> Result<Vec<Done>, StoreError> {
         let entries = group_commit::entries(ops);
         let completions = CompleteColumns::new(ops);
-        let result = self.write_from_head(ops, &entries, &completions).await;
-        if result.is_err() {
-            self.remember(None);
+        let mut conn = self
+            .conn
+            .take()
+            .await
+            .inspect_err(|_| self.remember(None))?;
+        let result = self
+            .write_from_head(&mut conn, ops, &entries, &completions)
+            .await;
+        match result {
+            Ok(_) => self.conn.give_back(conn),
+            // The connection is dropped: the next batch opens a new one.
+            Err(_) => self.remember(None),
         }
         result
     }
@@ -80,19 +89,19 @@ impl Batch for PgBatch {
 impl PgBatch {
     async fn write_from_head(
         &self,
+        conn: &mut PgConnection,
         ops: &[Op],
         entries: &[&ChainEntry],
         completions: &CompleteColumns<'_>,
     ) -> Result<Vec<Done>, StoreError> {
         if let Some(head) = self.remembered() {
             let links = group_commit::chain(head.0, head.1, entries.iter().copied());
-            let mut conn = waiting(self.pool.acquire()).await?;
-            if let Some(held) = apply(&mut conn, head, entries, &links, completions).await? {
+            if let Some(held) = apply(conn, head, entries, &links, completions).await? {
                 return self.finish(ops, &links, &held);
             }
             // Another replica appended since: lock the head and redo.
         }
-        let mut tx = waiting(self.pool.begin()).await?;
+        let mut tx = conn.begin().await?;
         let (last_seq, last_hash): (i64, Vec<u8>) = sqlx::query_as(
             "select last_seq, last_hash from audit_chain where chain_id = $1 for update",
         )

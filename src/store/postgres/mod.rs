@@ -4,6 +4,7 @@
 mod audit_query;
 mod batch;
 mod claims;
+mod writer_conn;
 
 /// The shared SQL of [`crate::store::sql`], for PostgreSQL: concurrent
 /// claims of one key wait on the row lock (`for update`).
@@ -34,6 +35,7 @@ use super::{
     RecordOutcome, StaleBacklog, StaleRecord, Store, StoreError, StoredAuditEvent,
     StoredCheckpoint, UpstreamToken, waiting,
 };
+use writer_conn::WriterConnection;
 
 /// The embedded migrations of `migrations/postgres`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -44,6 +46,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The writers' connections: the audit writer's, the claim writer's.
+    writers: [WriterConnection; 2],
     writer: GroupCommit,
     /// The group-commit writer of phase-1 claims ([`claims`]).
     claims: GroupCommit,
@@ -95,11 +99,22 @@ impl PgStore {
     /// Wraps an existing pool (migrations not applied) and starts its
     /// group-commit writer on the current tokio runtime (so it must be
     /// called from within one).
+    ///
+    /// The two writers keep a connection of their own each
+    /// ([`writer_conn`]), beside `pool`, to its database.
     pub fn from_pool(pool: PgPool) -> Self {
-        let writer = GroupCommit::spawn(batch::PgBatch::new(pool.clone()));
-        let claims = GroupCommit::spawn(claims::PgClaimBatch { pool: pool.clone() });
+        let options = pool.connect_options();
+        let writers = [
+            WriterConnection::new(&options),
+            WriterConnection::new(&options),
+        ];
+        let writer = GroupCommit::spawn(batch::PgBatch::new(writers[0].clone()));
+        let claims = GroupCommit::spawn(claims::PgClaimBatch {
+            conn: writers[1].clone(),
+        });
         Self {
             pool,
+            writers,
             writer,
             claims,
         }
@@ -120,6 +135,11 @@ impl PgStore {
         Ok(())
     }
 }
+
+/// How many connections the group-commit writers hold beside the pool:
+/// one for the audit writer and one for the claim writer
+/// ([`writer_conn`]).
+pub const WRITER_CONNECTIONS: u32 = 2;
 
 /// The time decisions are made at: `now` when given (tests), else the
 /// database's clock, shared by every replica (so a replica whose clock runs
@@ -144,16 +164,20 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// The pool and the writers' connections together (a writer's
+    /// connection counts as open and idle while kept between batches).
     fn pool_status(&self) -> PoolStatus {
+        let kept = self.writers.iter().filter(|w| w.is_idle()).count();
+        let idle = self.pool.num_idle() + kept;
         PoolStatus {
-            open: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections(),
+            open: self.pool.size() + u32::try_from(kept).unwrap_or(u32::MAX),
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections() + WRITER_CONNECTIONS,
         }
     }
 
-    /// Claims go through the claim writer ([`claims`]): one transaction per
-    /// batch. Concurrent claims of one key serialize on the primary key and
+    /// Claims go through the claim writer ([`claims`]): one statement per
+    /// batch (a second transaction for the claims of existing records). Concurrent claims of one key serialize on the primary key and
     /// the row lock; `now = None` reads the database's clock, shared by
     /// every replica.
     #[tracing::instrument(name = "db.claim", skip_all)]
@@ -285,5 +309,8 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        for writer in &self.writers {
+            writer.close().await;
+        }
     }
 }

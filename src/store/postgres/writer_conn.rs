@@ -1,0 +1,119 @@
+//! The one connection of a group-commit writer ([`crate::store::group_commit`]).
+//!
+//! A writer runs one batch at a time, so it keeps one connection of its own
+//! instead of taking one from the pool for every batch. A pooled
+//! connection costs a batch two extra round trips: sqlx pings a connection
+//! before handing it out (`test_before_acquire`) and again when it comes
+//! back (always). At one write per batch that was a third of the batch's
+//! time on loopback (docs/benchmarks.md). Here a connection is pinged only
+//! when it sat idle for [`IDLE_PING`]: after a database restart, the first
+//! batch then finds the connection dead and opens a new one instead of
+//! failing, as the pool's ping did. A connection that saw an error is
+//! dropped, and the next batch opens a new one.
+//!
+//! The connection is opened with `plan_cache_mode = force_generic_plan`.
+//! The writers run a few fixed statements over `unnest` of array
+//! parameters, whose right plan does not depend on the values (primary-key
+//! lookups and index inserts). With the default mode PostgreSQL plans them
+//! anew at every execution: in a custom plan the planner sees the array's
+//! length and estimates a one-row batch cheaper than a generic plan of ten
+//! rows, so it never switches. That was 0.2 ms of planning per batch. The
+//! pool keeps the default, because ListAuditEvents needs a plan for its
+//! values (`src/store/audit_query.rs`).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::store::{StoreError, waiting};
+
+/// How long a connection may sit idle before a batch pings it first (on
+/// tokio's clock).
+pub(super) const IDLE_PING: Duration = Duration::from_secs(1);
+
+/// How long opening a connection may take, as the pool's acquire timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A writer's connection: opened on first use, kept between batches.
+/// Clones share it; the writer takes it for the length of one batch.
+#[derive(Debug, Clone)]
+pub(super) struct WriterConnection {
+    options: Arc<PgConnectOptions>,
+    /// The idle connection and when it was last given back; `None` while a
+    /// batch holds it, and before the first or after a failed batch.
+    idle: Arc<Mutex<Option<(PgConnection, Instant)>>>,
+}
+
+impl WriterConnection {
+    /// A writer connection to the database of `options` (those of the
+    /// store's pool), opened lazily with the writers' settings.
+    pub(super) fn new(options: &PgConnectOptions) -> Self {
+        let options = options
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        Self {
+            options: Arc::new(options),
+            idle: Arc::default(),
+        }
+    }
+
+    /// The connection for one batch: the kept one (pinged first if it sat
+    /// idle for [`IDLE_PING`]), else a new one. Give it back with
+    /// [`WriterConnection::give_back`] after a batch that succeeded; drop
+    /// it after one that failed.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when no connection can be opened (after
+    /// 5 s: `PoolTimedOut`, as the pool's acquire timeout).
+    pub(super) async fn take(&self) -> Result<PgConnection, StoreError> {
+        let kept = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((mut conn, since)) = kept {
+            if since.elapsed() < IDLE_PING || conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+            tracing::info!("a group-commit writer's idle connection was dead; opening a new one");
+        }
+        match waiting(tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.options.connect(),
+        ))
+        .await
+        {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
+        }
+    }
+
+    /// Keeps `conn` for the next batch.
+    pub(super) fn give_back(&self, conn: PgConnection) {
+        *self.idle.lock().unwrap_or_else(PoisonError::into_inner) = Some((conn, Instant::now()));
+    }
+
+    /// Whether a connection is kept (idle between batches).
+    pub(super) fn is_idle(&self) -> bool {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Closes the kept connection, if any.
+    pub(super) async fn close(&self) {
+        let kept = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((conn, _)) = kept {
+            let _ = conn.close().await;
+        }
+    }
+}
