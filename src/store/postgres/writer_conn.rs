@@ -35,7 +35,8 @@ use crate::store::{StoreError, waiting};
 /// tokio's clock).
 pub(super) const IDLE_PING: Duration = Duration::from_secs(1);
 
-/// How long opening a connection may take, as the pool's acquire timeout.
+/// How long opening a connection, or pinging an idle one, may take: the
+/// pool's acquire timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A writer's connection: opened on first use, kept between batches.
@@ -62,7 +63,8 @@ impl WriterConnection {
     }
 
     /// The connection for one batch: the kept one (pinged first if it sat
-    /// idle for [`IDLE_PING`]), else a new one. Give it back with
+    /// idle for [`IDLE_PING`]; dropped if the ping fails or takes 5 s),
+    /// else a new one. Give it back with
     /// [`WriterConnection::give_back`] after a batch that succeeded; drop
     /// it after one that failed.
     ///
@@ -76,7 +78,14 @@ impl WriterConnection {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some((mut conn, since)) = kept {
-            if since.elapsed() < IDLE_PING || conn.ping().await.is_ok() {
+            // Bounded, as the pool bounds its own ping by the acquire
+            // timeout: a half-open connection must not stall the writer.
+            if since.elapsed() < IDLE_PING
+                || matches!(
+                    tokio::time::timeout(CONNECT_TIMEOUT, conn.ping()).await,
+                    Ok(Ok(()))
+                )
+            {
                 return Ok(conn);
             }
             tracing::info!("a group-commit writer's idle connection was dead; opening a new one");
