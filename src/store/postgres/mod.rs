@@ -46,7 +46,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The writers' connections: the audit writer's, the claim writer's.
+    /// The writers' connections, beside the pool: the audit writer's and
+    /// the claim writer's ([`writer_conn`]).
     writers: [WriterConnection; 2],
     writer: GroupCommit,
     /// The group-commit writer of phase-1 claims ([`claims`]).
@@ -136,11 +137,6 @@ impl PgStore {
     }
 }
 
-/// How many connections the group-commit writers hold beside the pool:
-/// one for the audit writer and one for the claim writer
-/// ([`writer_conn`]).
-pub const WRITER_CONNECTIONS: u32 = 2;
-
 /// The time decisions are made at: `now` when given (tests), else the
 /// database's clock, shared by every replica (so a replica whose clock runs
 /// ahead cannot take over a live lease).
@@ -172,13 +168,15 @@ impl Store for PgStore {
         PoolStatus {
             open: self.pool.size() + u32::try_from(kept).unwrap_or(u32::MAX),
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections() + WRITER_CONNECTIONS,
+            max: self.pool.options().get_max_connections()
+                + u32::try_from(self.writers.len()).unwrap_or(u32::MAX),
         }
     }
 
     /// Claims go through the claim writer ([`claims`]): one statement per
-    /// batch (a second transaction for the claims of existing records). Concurrent claims of one key serialize on the primary key and
-    /// the row lock; `now = None` reads the database's clock, shared by
+    /// batch (a second transaction for the claims of existing records).
+    /// Concurrent claims of one key serialize on the primary key and the
+    /// row lock; `now = None` reads the database's clock, shared by
     /// every replica.
     #[tracing::instrument(name = "db.claim", skip_all)]
     async fn claim(
