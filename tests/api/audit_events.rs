@@ -910,7 +910,24 @@ async fn time_ranges_are_exact_across_hours_and_late_events() {
         .unwrap();
         assert_eq!(seqs(&page.audit_events), want, "[{start:?}, {end:?})");
     }
-    // The calls above were appended at the current time: still exact.
+    // The calls above were appended at the current time: still exact. So
+    // are concurrent appends, which share batches (one insert statement,
+    // one trigger run, of several rows): some in the latest hour, some late
+    // (two hours back).
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..48_usize {
+        let store = store.clone();
+        burst.spawn(async move {
+            let mut event = synthetic_event(1000 + i);
+            if i % 5 == 4 {
+                event.event_time -= Duration::hours(2);
+            }
+            store.append_audit_event(&event).await.unwrap()
+        });
+    }
+    while let Some(appended) = burst.join_next().await {
+        appended.unwrap();
+    }
     if let AnyStore::Postgres(pg) = &app.store {
         let (stored, recomputed) = hour_summary(pg.pool()).await;
         assert_eq!(stored, recomputed);
