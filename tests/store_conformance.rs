@@ -1693,10 +1693,17 @@ store_conformance_suite!(sqlite, open_sqlite, raw_sqlite, second_sqlite);
 /// What only PostgreSQL needs checking: the group-commit writers keep a
 /// connection of their own between batches.
 mod postgres_only {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
     use account_link_service::audit::now_micros;
-    use account_link_service::store::Store;
+    use account_link_service::store::{ClaimOutcome, PgStore, Store, StoreError, UpstreamToken};
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::Notify;
 
     use super::suite::{event, verified};
     use super::{open_postgres, raw_postgres};
@@ -1745,6 +1752,199 @@ mod postgres_only {
             .await
             .expect("so does the claim writer");
         assert_eq!(verified(&store).await.count, 2);
+    }
+
+    /// A loopback TCP proxy to PostgreSQL that can freeze the connections
+    /// it carries, as if they had gone half-open: from then on it reads and
+    /// drops what the client sends and answers nothing. Connections opened
+    /// after a freeze are carried normally.
+    struct FreezingProxy {
+        addr: SocketAddr,
+        /// How many connections it has accepted (each is numbered).
+        opened: Arc<AtomicU64>,
+        /// Connections numbered below this are frozen.
+        frozen_below: Arc<AtomicU64>,
+        /// Frozen connections that have swallowed a write since the freeze.
+        swallowing: Arc<(AtomicU64, Notify)>,
+    }
+
+    impl FreezingProxy {
+        async fn start(upstream: SocketAddr) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let opened = Arc::new(AtomicU64::new(0));
+            let frozen_below = Arc::new(AtomicU64::new(0));
+            let swallowing = Arc::new((AtomicU64::new(0), Notify::new()));
+            let (count, frozen, swallowed) =
+                (opened.clone(), frozen_below.clone(), swallowing.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let id = count.fetch_add(1, Ordering::SeqCst);
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    let is_frozen = {
+                        let frozen = frozen.clone();
+                        move || id < frozen.load(Ordering::SeqCst)
+                    };
+                    tokio::spawn(carry(client_read, server_write, is_frozen.clone(), {
+                        let swallowed = swallowed.clone();
+                        let mut counted = false;
+                        move || {
+                            if !std::mem::replace(&mut counted, true) {
+                                swallowed.0.fetch_add(1, Ordering::SeqCst);
+                                swallowed.1.notify_waiters();
+                            }
+                        }
+                    }));
+                    tokio::spawn(carry(server_read, client_write, is_frozen, || {}));
+                }
+            });
+            Self {
+                addr,
+                opened,
+                frozen_below,
+                swallowing,
+            }
+        }
+
+        /// Freezes every connection opened so far.
+        fn freeze(&self) {
+            self.frozen_below
+                .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+        }
+
+        /// Waits until `n` frozen connections have swallowed a write.
+        async fn swallowed_by(&self, n: u64) {
+            loop {
+                let notified = self.swallowing.1.notified();
+                if self.swallowing.0.load(Ordering::SeqCst) >= n {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    /// Copies `from` to `to` until either end closes; while `frozen`, reads
+    /// and drops instead, calling `swallowed` for each read.
+    async fn carry(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: impl Fn() -> bool,
+        mut swallowed: impl FnMut(),
+    ) {
+        let mut buf = vec![0_u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if frozen() {
+                swallowed();
+            } else if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_on_a_connection_gone_half_open_times_out_and_the_writers_go_on() {
+        let direct = open_postgres().await;
+        let db: String = sqlx::query_scalar("select current_database()")
+            .fetch_one(direct.pool())
+            .await
+            .unwrap();
+        let server: PgConnectOptions = super::database_server_url().parse().unwrap();
+        let upstream = tokio::net::lookup_host((server.get_host(), server.get_port()))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = FreezingProxy::start(upstream).await;
+        // No pool connection is kept open: the writers' are the only two.
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .connect_lazy_with(
+                server
+                    .host("127.0.0.1")
+                    .port(proxy.addr.port())
+                    .database(&db),
+            );
+        let store = PgStore::from_pool(pool);
+        let token = || -> UpstreamToken { Arc::new(|_| "u".to_owned()) };
+        store
+            .append_audit_event(&event("GetAccountLink", "alice", now_micros()))
+            .await
+            .unwrap();
+        store
+            .claim(&super::suite::claim("t-1", "f-1"), None, token())
+            .await
+            .unwrap();
+        proxy.freeze();
+
+        let append = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .append_audit_event(&event("GetAccountLink", "bob", now_micros()))
+                    .await
+            }
+        });
+        let claim = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .claim(&super::suite::claim("t-2", "f-2"), None, token())
+                    .await
+            }
+        });
+        // Both batches are on the wire, and their timeouts running, before
+        // tokio's clock moves past the batch timeout.
+        proxy.swallowed_by(2).await;
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        tokio::time::resume();
+        let timed_out = |e: &StoreError| match e {
+            StoreError::Batch(inner) => matches!(**inner, StoreError::BatchTimedOut(_)),
+            _ => false,
+        };
+        let err = append
+            .await
+            .unwrap()
+            .expect_err("the append is not answered as written");
+        assert!(timed_out(&err), "{err:?}");
+        let err = claim.await.unwrap().expect_err("nor is the claim");
+        assert!(timed_out(&err), "{err:?}");
+
+        // Both writers go on, on new connections; the statements that never
+        // reached the database wrote nothing, and the chain is whole.
+        let seq = store
+            .append_audit_event(&event("GetAccountLink", "carol", now_micros()))
+            .await
+            .expect("the audit writer opens a new connection");
+        assert_eq!(seq, 2);
+        let outcome = store
+            .claim(&super::suite::claim("t-2", "f-2"), None, token())
+            .await
+            .expect("so does the claim writer");
+        assert!(
+            matches!(
+                outcome,
+                ClaimOutcome::Acquired {
+                    takeover: false,
+                    ..
+                }
+            ),
+            "the timed-out claim wrote nothing: {outcome:?}"
+        );
+        assert_eq!(verified(&direct).await.count, 2);
     }
 }
 

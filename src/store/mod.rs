@@ -67,9 +67,19 @@ pub enum StoreError {
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
     /// The group commit this write was part of failed and was rolled back
-    /// whole: nothing of it was written ([`group_commit`]).
+    /// whole: nothing of it was written ([`group_commit`]). The one
+    /// exception is a batch that [timed out](StoreError::BatchTimedOut):
+    /// either way, nothing of it is answered as written.
     #[error("the batch this write was part of failed")]
     Batch(#[source] std::sync::Arc<StoreError>),
+    /// PostgreSQL did not finish a group-commit batch within the writers'
+    /// batch timeout (10 s), e.g. over a connection that went half-open.
+    /// The writer dropped the connection and goes on with a new one. Whether
+    /// the database still commits the batch is unknown; the chain stays
+    /// whole either way, because a batch only writes at the head it was
+    /// chained on, and the next batch reads the head afresh.
+    #[error("the database did not finish a batch within {0:?}")]
+    BatchTimedOut(std::time::Duration),
     /// The group-commit writer is gone (the store is closing).
     #[error("the store's writer has stopped")]
     WriterStopped,

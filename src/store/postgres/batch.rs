@@ -26,7 +26,7 @@ use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::writer_conn::WriterConnection;
+use super::writer_conn::{WriterConnection, bounded};
 use crate::store::group_commit::{self, Batch, ChainEntry, Done, Link, Op};
 use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError, hash32};
 
@@ -74,12 +74,11 @@ impl Batch for PgBatch {
             .take()
             .await
             .inspect_err(|_| self.remember(None))?;
-        let result = self
-            .write_from_head(&mut conn, ops, &entries, &completions)
-            .await;
+        let result = bounded(self.write_from_head(&mut conn, ops, &entries, &completions)).await;
         match result {
             Ok(_) => self.conn.give_back(conn),
-            // The connection is dropped: the next batch opens a new one.
+            // The connection is dropped: the next batch opens a new one, and
+            // reads the head afresh (a batch that timed out may yet commit).
             Err(_) => self.remember(None),
         }
         result

@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::clock;
-use super::writer_conn::WriterConnection;
+use super::writer_conn::{WriterConnection, bounded};
 use crate::store::group_commit::{Batch, Done, Op};
 use crate::store::{ClaimOutcome, NewClaim, StoreError, UpstreamToken};
 
@@ -44,7 +44,7 @@ impl Batch for PgClaimBatch {
         let mut conn = self.conn.take().await?;
         // After an error the connection is dropped: the next batch opens a
         // new one.
-        let done = claim_batch(&mut conn, ops).await?;
+        let done = bounded(claim_batch(&mut conn, ops)).await?;
         self.conn.give_back(conn);
         Ok(done)
     }

@@ -9,7 +9,9 @@
 //! when it sat idle for [`IDLE_PING`]: after a database restart, the first
 //! batch then finds the connection dead and opens a new one instead of
 //! failing, as the pool's ping did. A connection that saw an error is
-//! dropped, and the next batch opens a new one.
+//! dropped, and the next batch opens a new one. So is one whose batch did
+//! not finish within [`BATCH_TIMEOUT`] ([`bounded`]): a connection that
+//! went half-open must not hold the writer.
 //!
 //! The connection is opened with `plan_cache_mode = force_generic_plan`.
 //! The writers run a few fixed statements over `unnest` of array
@@ -37,6 +39,32 @@ pub(super) const IDLE_PING: Duration = Duration::from_secs(1);
 /// How long opening a connection, or pinging an idle one, may take: the
 /// pool's acquire timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one batch may take on its connection (on tokio's clock) before
+/// the writer gives up on it: [`bounded`].
+///
+/// A batch takes milliseconds, and a second or two when the database
+/// stalls on a checkpoint or a slow disk; 10 s is far beyond that. Without
+/// a bound, a connection that went half-open in the middle of a batch (a
+/// network partition, a database host that froze) would hold the writer,
+/// and with it every RPC, until the kernel's TCP retransmissions give up,
+/// about 15 minutes later: sqlx sets no TCP keepalive.
+pub(super) const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `batch` (one batch's statements on the writer's connection), bounded
+/// by [`BATCH_TIMEOUT`].
+///
+/// # Errors
+/// `batch`'s own; [`StoreError::BatchTimedOut`] when it did not finish in
+/// time. Then the caller must drop the connection: it may still be in the
+/// middle of the batch, and the database may yet commit it.
+pub(super) async fn bounded<T>(
+    batch: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(BATCH_TIMEOUT, batch)
+        .await
+        .unwrap_or(Err(StoreError::BatchTimedOut(BATCH_TIMEOUT)))
+}
 
 /// A writer's connection: opened on first use, kept between batches.
 /// Clones share it; the writer takes it for the length of one batch.
