@@ -77,7 +77,8 @@ impl Telemetry {
 }
 
 /// Installs the global subscriber; the filter comes from `RUST_LOG`
-/// (default `info`). Logs go to stderr.
+/// (default `info`). Logs go to stderr, coloured only when stderr is a
+/// terminal and `NO_COLOR` is unset or empty.
 ///
 /// With `otlp_endpoint` (an OTLP/gRPC collector such as
 /// `http://127.0.0.1:4317`), spans are also exported there; this needs the
@@ -114,7 +115,14 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry,
     };
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal, and not with `NO_COLOR` (no-color.org): a
+    // log file or a collector reading a pipe would get the escape codes as
+    // text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),
