@@ -17,7 +17,9 @@
 //! is rolled back whole and every waiter in it gets
 //! [`StoreError::Batch`], which the service answers as
 //! `DATABASE_UNAVAILABLE`; the next batch reads the head afresh, so
-//! appends by another replica in between are picked up.
+//! appends by another replica in between are picked up. (A PostgreSQL
+//! batch that [timed out](StoreError::BatchTimedOut) may yet commit; its
+//! waiters are failed all the same.)
 //!
 //! A write is cheap to wait for when the writer is busy: while one batch
 //! commits, the next one queues. At concurrency 1 a write costs one
@@ -337,7 +339,7 @@ async fn run<B: Batch>(backend: B, mut rx: mpsc::Receiver<Pending>) {
                 tracing::warn!(
                     error = %crate::telemetry::error_chain(&e),
                     writes = replies.len(),
-                    "group commit failed; the batch was rolled back"
+                    "group commit failed; none of its writes is answered as written"
                 );
                 fail(replies, &Arc::new(e));
             }
