@@ -26,7 +26,7 @@ use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::writer_conn::{WriterConnection, bounded};
+use super::writer_conn::WriterConnection;
 use crate::store::group_commit::{self, Batch, ChainEntry, Done, Link, Op};
 use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError, hash32};
 
@@ -69,19 +69,15 @@ impl Batch for PgBatch {
     async fn write(&self, ops: &[Op]) -> Result<Vec<Done>, StoreError> {
         let entries = group_commit::entries(ops);
         let completions = CompleteColumns::new(ops);
-        let mut conn = self
-            .conn
-            .take()
+        self.conn
+            .run(async |conn| {
+                self.write_from_head(conn, ops, &entries, &completions)
+                    .await
+            })
             .await
-            .inspect_err(|_| self.remember(None))?;
-        let result = bounded(self.write_from_head(&mut conn, ops, &entries, &completions)).await;
-        match result {
-            Ok(_) => self.conn.give_back(conn),
-            // The connection is dropped: the next batch opens a new one, and
-            // reads the head afresh (a batch that timed out may yet commit).
-            Err(_) => self.remember(None),
-        }
-        result
+            // The next batch reads the head afresh (one that timed out may
+            // yet commit).
+            .inspect_err(|_| self.remember(None))
     }
 }
 

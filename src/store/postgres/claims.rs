@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::clock;
-use super::writer_conn::{WriterConnection, bounded};
+use super::writer_conn::WriterConnection;
 use crate::store::group_commit::{Batch, Done, Op};
 use crate::store::{ClaimOutcome, NewClaim, StoreError, UpstreamToken};
 
@@ -41,12 +41,9 @@ pub(super) struct PgClaimBatch {
 
 impl Batch for PgClaimBatch {
     async fn write(&self, ops: &[Op]) -> Result<Vec<Done>, StoreError> {
-        let mut conn = self.conn.take().await?;
-        // After an error the connection is dropped: the next batch opens a
-        // new one.
-        let done = bounded(claim_batch(&mut conn, ops)).await?;
-        self.conn.give_back(conn);
-        Ok(done)
+        self.conn
+            .run(async |conn| claim_batch(conn, ops).await)
+            .await
     }
 }
 

@@ -5,13 +5,14 @@
 //! connection costs a batch two extra round trips: sqlx pings a connection
 //! before handing it out (`test_before_acquire`), on the batch's path
 //! (0.15 ms of a 0.75 ms one-write batch on loopback), and again when it
-//! comes back (always), which keeps both ends busy (docs/benchmarks.md). Here a connection is pinged only
-//! when it sat idle for [`IDLE_PING`]: after a database restart, the first
-//! batch then finds the connection dead and opens a new one instead of
-//! failing, as the pool's ping did. A connection that saw an error is
-//! dropped, and the next batch opens a new one. So is one whose batch did
-//! not finish within [`BATCH_TIMEOUT`] ([`bounded`]): a connection that
-//! went half-open must not hold the writer.
+//! comes back (always), which keeps both ends busy (docs/benchmarks.md).
+//! Here a connection is pinged only when it sat idle for [`IDLE_PING`]:
+//! after a database restart, the first batch then finds the connection
+//! dead and opens a new one instead of failing, as the pool's ping did. A
+//! connection that saw an error is dropped, and the next batch opens a new
+//! one. So is one whose batch did not finish within [`BATCH_TIMEOUT`]: a
+//! connection that went half-open must not hold the writer. Both rules
+//! live in [`WriterConnection::run`], the one way the writers use it.
 //!
 //! The connection is opened with `plan_cache_mode = force_generic_plan`.
 //! The writers run a few fixed statements over `unnest` of array
@@ -41,7 +42,7 @@ pub(super) const IDLE_PING: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one batch may take on its connection (on tokio's clock) before
-/// the writer gives up on it: [`bounded`].
+/// the writer gives up on it ([`WriterConnection::run`]).
 ///
 /// A batch takes milliseconds, and a second or two when the database
 /// stalls on a checkpoint or a slow disk; 10 s is far beyond that. Without
@@ -50,21 +51,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// and with it every RPC, until the kernel's TCP retransmissions give up,
 /// about 15 minutes later: sqlx sets no TCP keepalive.
 pub(super) const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `batch` (one batch's statements on the writer's connection), bounded
-/// by [`BATCH_TIMEOUT`].
-///
-/// # Errors
-/// `batch`'s own; [`StoreError::BatchTimedOut`] when it did not finish in
-/// time. Then the caller must drop the connection: it may still be in the
-/// middle of the batch, and the database may yet commit it.
-pub(super) async fn bounded<T>(
-    batch: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(BATCH_TIMEOUT, batch)
-        .await
-        .unwrap_or(Err(StoreError::BatchTimedOut(BATCH_TIMEOUT)))
-}
 
 /// A writer's connection: opened on first use, kept between batches.
 /// Clones share it; the writer takes it for the length of one batch.
@@ -89,16 +75,36 @@ impl WriterConnection {
         }
     }
 
-    /// The connection for one batch: the kept one (pinged first if it sat
-    /// idle for [`IDLE_PING`]; dropped if the ping fails or takes 5 s),
-    /// else a new one. Give it back with
-    /// [`WriterConnection::give_back`] after a batch that succeeded; drop
-    /// it after one that failed.
+    /// Runs one batch's statements, `batch`, on the connection, bounded by
+    /// [`BATCH_TIMEOUT`]. The connection is the kept one (pinged first if
+    /// it sat idle for [`IDLE_PING`]; replaced if the ping fails or takes
+    /// 5 s), else a new one. It is kept for the next batch if `batch`
+    /// succeeded, and dropped otherwise: after an error or a timeout it may
+    /// still be in the middle of the batch, and the next batch opens a new
+    /// one.
     ///
     /// # Errors
-    /// [`StoreError::Database`] when no connection can be opened (after
-    /// 5 s: `PoolTimedOut`, as the pool's acquire timeout).
-    pub(super) async fn take(&self) -> Result<PgConnection, StoreError> {
+    /// `batch`'s own; [`StoreError::BatchTimedOut`] when it did not finish
+    /// in time (the database may yet commit it); [`StoreError::Database`]
+    /// when no connection can be opened (after 5 s: `PoolTimedOut`, as the
+    /// pool's acquire timeout).
+    pub(super) async fn run<T>(
+        &self,
+        batch: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.take().await?;
+        let result = tokio::time::timeout(BATCH_TIMEOUT, batch(&mut conn))
+            .await
+            .unwrap_or(Err(StoreError::BatchTimedOut(BATCH_TIMEOUT)));
+        if result.is_ok() {
+            *self.idle.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((conn, Instant::now()));
+        }
+        result
+    }
+
+    /// The connection for one batch (see [`WriterConnection::run`]).
+    async fn take(&self) -> Result<PgConnection, StoreError> {
         let kept = self
             .idle
             .lock()
@@ -126,11 +132,6 @@ impl WriterConnection {
             Ok(conn) => Ok(conn?),
             Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
         }
-    }
-
-    /// Keeps `conn` for the next batch.
-    pub(super) fn give_back(&self, conn: PgConnection) {
-        *self.idle.lock().unwrap_or_else(PoisonError::into_inner) = Some((conn, Instant::now()));
     }
 
     /// Whether a connection is kept (idle between batches).
