@@ -390,3 +390,46 @@ impl<'a> EventColumns<'a> {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::PgStore;
+
+    /// The plan of [`APPLY`] on a writer's connection, made (as in
+    /// service) on a new database, where `client_token_record` is empty:
+    /// it must still find a completion's record by its primary key, not
+    /// scan the table (`super::super::writer_conn`). Needs the PostgreSQL
+    /// server of `TEST_DATABASE_URL`, as the integration tests do.
+    #[tokio::test]
+    async fn writer_plans_probe_the_primary_key_on_an_empty_database() {
+        let server = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let url = format!("{server}/test_{}", Uuid::new_v4().simple());
+        let store = PgStore::connect(&url, 1).await.expect("a new database");
+        let writer = WriterConnection::new(&store.pool().connect_options());
+        let plan: Vec<String> = writer
+            .run(async |conn| {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("prepare apply as {APPLY}")))
+                    .execute(&mut *conn)
+                    .await?;
+                let nulls = vec!["null"; 38].join(", ");
+                Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "explain execute apply({nulls})"
+                )))
+                .fetch_all(&mut *conn)
+                .await?)
+            })
+            .await
+            .expect("explain");
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using client_token_record_pkey on client_token_record"),
+            "{plan}"
+        );
+        for scan in ["Seq Scan", "Hash Join", "Merge Join"] {
+            assert!(!plan.contains(scan), "{scan} in\n{plan}");
+        }
+        writer.close().await;
+    }
+}

@@ -16,13 +16,27 @@
 //!
 //! The connection is opened with `plan_cache_mode = force_generic_plan`.
 //! The writers run a few fixed statements over `unnest` of array
-//! parameters, whose right plan does not depend on the values (primary-key
-//! lookups and index inserts). With the default mode PostgreSQL plans them
-//! anew at every execution: in a custom plan the planner sees the array's
-//! length and estimates a one-row batch cheaper than a generic plan of ten
-//! rows, so it never switches. That was 0.2 ms of planning per batch. The
-//! pool keeps the default, because ListAuditEvents needs a plan for its
-//! values (`src/store/audit_query.rs`).
+//! parameters. With the default mode PostgreSQL plans them anew at every
+//! execution: in a custom plan the planner sees the array's length and
+//! estimates a one-row batch cheaper than a generic plan of ten rows, so it
+//! never switches. That was 0.2 ms of planning per batch. The pool keeps
+//! the default, because ListAuditEvents needs a plan for its values
+//! (`src/store/audit_query.rs`).
+//!
+//! A generic plan is made once, on the statement's first execution, from
+//! the statistics of that moment, and kept until an `ANALYZE` of its
+//! tables. On a new database that moment finds `client_token_record`
+//! empty, and the planner joined a batch's completions to it by a hash
+//! join over a sequential scan of the whole table. Every batch then read
+//! every record: with autovacuum off, CreateAccountLinkInvitation at c=16
+//! fell from 1 500 to 560 rps within 30 s of load, as the table grew to
+//! 30 000 records (docs/benchmarks.md). The writers' statements have one
+//! right plan at every size, primary-key probes from the batch's rows, so
+//! the connection also turns off the planner's other choices
+//! (`enable_seqscan`, `enable_hashjoin`, `enable_mergejoin`: PostgreSQL,
+//! "Planner Method Configuration"), and the plan no longer depends on when
+//! it was made. `writer_plans_probe_the_primary_key_on_an_empty_database`
+//! checks the plan of [`super::batch`]'s statement.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -32,6 +46,14 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::time::Instant;
 
 use crate::store::{StoreError, waiting};
+
+/// The settings of a writer's connection (see the module docs).
+pub(super) const WRITER_SETTINGS: [(&str, &str); 4] = [
+    ("plan_cache_mode", "force_generic_plan"),
+    ("enable_seqscan", "off"),
+    ("enable_hashjoin", "off"),
+    ("enable_mergejoin", "off"),
+];
 
 /// How long a connection may sit idle before a batch pings it first (on
 /// tokio's clock).
@@ -66,9 +88,7 @@ impl WriterConnection {
     /// A writer connection to the database of `options` (those of the
     /// store's pool), opened lazily with the writers' settings.
     pub(super) fn new(options: &PgConnectOptions) -> Self {
-        let options = options
-            .clone()
-            .options([("plan_cache_mode", "force_generic_plan")]);
+        let options = options.clone().options(WRITER_SETTINGS);
         Self {
             options: Arc::new(options),
             idle: Arc::default(),
