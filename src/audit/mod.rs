@@ -131,6 +131,18 @@ impl CanonicalParts {
         Self { before, after }
     }
 
+    /// The bytes before the `seq` member's value: `{`, every member
+    /// before `seq`, then `,"seq":`.
+    pub fn before(&self) -> &[u8] {
+        &self.before
+    }
+
+    /// The bytes after the `seq` member's value: `,`, every member after
+    /// `seq`, then `}`.
+    pub fn after(&self) -> &[u8] {
+        &self.after
+    }
+
     /// The whole canonical encoding at `seq`.
     pub fn at(&self, seq: i64) -> Vec<u8> {
         [

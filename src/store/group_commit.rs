@@ -9,8 +9,9 @@
 //! to the backend's [`Batch::write`], which runs them in one transaction:
 //! it takes the chain head once (PostgreSQL: one `for update` of the
 //! `audit_chain` row per batch, so replicas still append one gapless
-//! `seq`), chains the events in queue order ([`chain`]), writes every row
-//! in one statement (or a few), moves the head once and commits once.
+//! `seq`), chains the events in queue order ([`chain`] on SQLite; on
+//! PostgreSQL the database hashes, `store::postgres::batch`), writes every
+//! row in one statement (or a few), moves the head once and commits once.
 //!
 //! Each waiter is answered only after that commit: nothing is answered
 //! before its audit event is durable (DESIGN §2). If the batch fails, it
@@ -49,7 +50,7 @@ const QUEUE: usize = 4 * MAX_BATCH;
 /// An audit event ready for the chain: the event as stored
 /// ([`storable`](super::audit::storable)) and its canonical encoding with
 /// the `seq` left open, computed by the submitting task so that the writer
-/// only hashes.
+/// (or, on PostgreSQL, the database) only hashes.
 #[derive(Debug)]
 pub(crate) struct ChainEntry {
     pub(crate) event: AuditEvent,
@@ -139,7 +140,8 @@ pub(crate) struct Link {
 }
 
 /// Chains `entries` after the head `(last_seq, last_hash)`, in order: the
-/// first gets `last_seq + 1` and `prev_hash = last_hash`.
+/// first gets `last_seq + 1` and `prev_hash = last_hash` (SQLite's batch;
+/// PostgreSQL's does the same in the database, `audit_row_hashes`).
 pub(crate) fn chain<'a>(
     last_seq: i64,
     last_hash: [u8; 32],
@@ -173,8 +175,8 @@ pub(crate) fn entries(ops: &[Op]) -> Vec<&ChainEntry> {
 }
 
 /// The answers of a committed batch, in the order of `ops`: `claims` and
-/// `held` are the outcomes of its claims and of its completions, `links`
-/// its chained events ([`entries`]), each in order.
+/// `held` are the outcomes of its claims and of its completions, `seqs`
+/// the places of its events ([`entries`]), each in order.
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] when the counts do not match `ops` (a bug in
@@ -183,16 +185,16 @@ pub(crate) fn answers(
     ops: &[Op],
     claims: Vec<ClaimOutcome>,
     held: Vec<bool>,
-    links: &[Link],
+    seqs: impl IntoIterator<Item = i64>,
 ) -> Result<Vec<Done>, StoreError> {
-    let (mut claims, mut held, mut links) = (claims.into_iter(), held.into_iter(), links.iter());
+    let (mut claims, mut held, mut seqs) = (claims.into_iter(), held.into_iter(), seqs.into_iter());
     let short = || StoreError::Corrupt("a batch answered fewer writes than it was given".into());
     ops.iter()
         .map(|op| {
             Ok(match op {
-                Op::Append(_) => Done::Appended(links.next().ok_or_else(short)?.seq),
+                Op::Append(_) => Done::Appended(seqs.next().ok_or_else(short)?),
                 Op::Complete { .. } => {
-                    links.next().ok_or_else(short)?;
+                    seqs.next().ok_or_else(short)?;
                     Done::Completed {
                         held: held.next().ok_or_else(short)?,
                     }

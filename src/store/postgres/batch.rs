@@ -1,127 +1,60 @@
 //! The PostgreSQL group-commit transaction ([`crate::store::group_commit`]).
 //!
-//! A batch is one statement ([`APPLY`]), whatever its size: it moves the
-//! chain head from the `seq` and hash the writer expects to the batch's
-//! last, inserts every event (`insert … select … from unnest(…)`) and
-//! records every completion (`update … from unnest(…)`) — all three only
-//! if the head was where the writer expected. Run on its own, it is its
-//! own transaction: one round trip and one commit per batch.
+//! A batch is one statement ([`APPLY`]), whatever its size and whoever
+//! appended last. It locks the chain head (`select … for update` of the
+//! `audit_chain` row, which serializes the appends of every replica),
+//! chains the batch's events after it in the database (the function
+//! `audit_row_hashes`, migration `20261203000001`), inserts every event
+//! (`insert … select … from unnest(…)`), moves the head once and records
+//! every completion (`update … from unnest(…)`). Run on its own, it is its
+//! own transaction: one round trip and one commit per batch, and the
+//! head's lock is held only while the statement runs and commits. So
+//! `seq` stays gapless across replicas.
 //!
-//! The writer remembers the head its last batch left. When another replica
-//! appended in between, the head has moved, the statement changes nothing
-//! and says so, and the writer runs the batch again the slow way: `begin`,
-//! lock the head (`select … for update`, which serializes the appends of
-//! every replica), the same statement from the locked head, `commit`. So
-//! `seq` stays gapless across replicas, and a stale head can never write a
-//! row. After any failure the head is read afresh.
+//! The service computes each event's canonical encoding with the `seq`
+//! left open ([`crate::audit::CanonicalParts`]); the database only hashes
+//! (`row_hash = SHA-256(prev_hash || before || seq || after)`), so the
+//! chain is the one `audit verify` checks. Before, a writer chained its
+//! events after the head its last batch had left, and when another replica
+//! had appended in between it had to lock the head in a transaction of its
+//! own and hash between two round trips, holding the lock across both
+//! (docs/benchmarks.md).
 //!
 //! Claims (phase 1) have a writer of their own ([`super::claims`]), so that
 //! they never wait for the chain head; a claim op here is answered as a
 //! store bug.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::writer_conn::WriterConnection;
-use crate::store::group_commit::{self, Batch, ChainEntry, Done, Link, Op};
-use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError, hash32};
-
-/// A chain head as the writer remembers it: `(last_seq, last_hash)`.
-type Head = (i64, [u8; 32]);
+use crate::store::group_commit::{self, Batch, ChainEntry, Done, Op};
+use crate::store::{DEFAULT_CHAIN, RecordOutcome, StoreError};
 
 /// The batch writer of a [`PgStore`](super::PgStore).
 #[derive(Debug, Clone)]
 pub(super) struct PgBatch {
     conn: WriterConnection,
-    /// The head the last batch of this writer left: `(last_seq,
-    /// last_hash)`; `None` before the first batch and after a failure.
-    head: Arc<Mutex<Option<Head>>>,
 }
 
 impl PgBatch {
     pub(super) fn new(conn: WriterConnection) -> Self {
-        Self {
-            conn,
-            head: Arc::default(),
-        }
-    }
-
-    fn remembered(&self) -> Option<Head> {
-        *self
-            .head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn remember(&self, head: Option<Head>) {
-        *self
-            .head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+        Self { conn }
     }
 }
 
 impl Batch for PgBatch {
     async fn write(&self, ops: &[Op]) -> Result<Vec<Done>, StoreError> {
         let entries = group_commit::entries(ops);
+        let events = EventColumns::new(&entries);
         let completions = CompleteColumns::new(ops);
-        self.conn
-            .run(async |conn| {
-                self.write_from_head(conn, ops, &entries, &completions)
-                    .await
-            })
-            .await
-            // The next batch reads the head afresh (one that timed out may
-            // yet commit).
-            .inspect_err(|_| self.remember(None))
-    }
-}
-
-impl PgBatch {
-    async fn write_from_head(
-        &self,
-        conn: &mut PgConnection,
-        ops: &[Op],
-        entries: &[&ChainEntry],
-        completions: &CompleteColumns<'_>,
-    ) -> Result<Vec<Done>, StoreError> {
-        if let Some(head) = self.remembered() {
-            let links = group_commit::chain(head.0, head.1, entries.iter().copied());
-            if let Some(held) = apply(conn, head, entries, &links, completions).await? {
-                return self.finish(ops, &links, &held);
-            }
-            // Another replica appended since: lock the head and redo.
-        }
-        let mut tx = conn.begin().await?;
-        let (last_seq, last_hash): (i64, Vec<u8>) = sqlx::query_as(
-            "select last_seq, last_hash from audit_chain where chain_id = $1 for update",
-        )
-        .bind(DEFAULT_CHAIN)
-        .fetch_one(&mut *tx)
-        .await?;
-        let head = (last_seq, hash32(&last_hash, "audit_chain.last_hash")?);
-        let links = group_commit::chain(head.0, head.1, entries.iter().copied());
-        let held = apply(&mut tx, head, entries, &links, completions)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("the locked chain head moved".into()))?;
-        tx.commit().await?;
-        self.finish(ops, &links, &held)
-    }
-
-    /// Remembers the head `links` leave and answers `ops`.
-    fn finish(
-        &self,
-        ops: &[Op],
-        links: &[Link],
-        held: &HashSet<Uuid>,
-    ) -> Result<Vec<Done>, StoreError> {
-        if let Some(last) = links.last() {
-            self.remember(Some((last.seq, last.row_hash)));
-        }
+        let (first_seq, held) = self
+            .conn
+            .run(async |conn| apply(conn, &events, &completions).await)
+            .await?;
         let held = ops
             .iter()
             .filter_map(|op| match op {
@@ -129,23 +62,35 @@ impl PgBatch {
                 _ => None,
             })
             .collect();
-        group_commit::answers(ops, Vec::new(), held, links)
+        group_commit::answers(ops, Vec::new(), held, (first_seq..).take(entries.len()))
     }
 }
 
-/// The one statement of a batch (see the module docs). `$1` chain, `$2`
-/// and `$3` the head it expects, `$4` and `$5` the head it leaves, `$6` ..
-/// `$27` the event columns, `$28` .. `$38` the completion columns. Returns
-/// whether the head was where it was expected (else nothing was written)
-/// and the leases whose completion held: a completion whose lease was lost
-/// to a takeover matches no record (the `lease_id` condition) and changes
-/// nothing, as one at a time would; leases are unique, so no record is
-/// matched twice. A record in progress holds no outcome (claims clear it),
-/// so writing a retryable completion's nulls changes nothing there.
+/// The one statement of a batch (see the module docs). `$1` chain, `$2` ..
+/// `$20` the event columns, `$21` and `$22` their canonical encodings
+/// before and after the `seq`, `$23` .. `$33` the completion columns.
+/// Returns the `seq` of the batch's first event (null when the chain has
+/// no head row) and the leases whose completion held: a completion whose
+/// lease was lost to a takeover matches no record (the `lease_id`
+/// condition) and changes nothing, as one at a time would; leases are
+/// unique, so no record is matched twice. A record in progress holds no
+/// outcome (claims clear it), so writing a retryable completion's nulls
+/// changes nothing there.
+///
+/// The head's `for update` waits for another replica's batch to commit and
+/// then returns the row it left (read committed), and the head's update
+/// moves that row.
 const APPLY: &str = "with head as (
-        update audit_chain set last_seq = $4, last_hash = $5
-        where chain_id = $1 and last_seq = $2 and last_hash = $3
-        returning chain_id
+        select last_seq, last_hash from audit_chain where chain_id = $1 for update
+    ), chained as (
+        select head.last_seq, h.prev_hashes, h.row_hashes
+        from head, audit_row_hashes(head.last_seq, head.last_hash, $21::bytea[], $22::bytea[]) as h
+    ), moved as (
+        update audit_chain a
+        set last_seq = c.last_seq + cardinality(c.row_hashes),
+            last_hash = c.row_hashes[cardinality(c.row_hashes)]
+        from chained c
+        where a.chain_id = $1 and cardinality(c.row_hashes) > 0
     ), events as (
         insert into audit_event (
             event_id, chain_id, seq, event_time, method, read_only, principal,
@@ -154,61 +99,54 @@ const APPLY: &str = "with head as (
             upstream_request_id, upstream_attempts, idempotency_outcome,
             client_token_sha256, duration_us, prev_hash, row_hash
         )
-        select u.event_id, head.chain_id, u.seq, u.event_time, u.method, u.read_only,
+        select u.event_id, $1, c.last_seq + u.n, u.event_time, u.method, u.read_only,
                u.principal, u.source_ip, u.user_agent, u.request_id, u.account_id,
                u.request_parameters, u.response_elements, u.grpc_code, u.error_reason,
                u.error_message, u.upstream_request_id, u.upstream_attempts,
                u.idempotency_outcome, u.client_token_sha256, u.duration_us, u.prev_hash,
                u.row_hash
-        from head, unnest($6::uuid[], $7::int8[], $8::timestamptz[], $9::text[], $10::bool[],
-                          $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                          $16::jsonb[], $17::jsonb[], $18::text[], $19::text[], $20::text[],
-                          $21::text[], $22::int4[], $23::text[], $24::text[], $25::int8[],
-                          $26::bytea[], $27::bytea[])
-             as u(event_id, seq, event_time, method, read_only, principal, source_ip,
+        from chained c,
+             unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::bool[], $6::text[],
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[],
+                    $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::text[],
+                    $17::int4[], $18::text[], $19::text[], $20::int8[],
+                    c.prev_hashes, c.row_hashes) with ordinality
+             as u(event_id, event_time, method, read_only, principal, source_ip,
                   user_agent, request_id, account_id, request_parameters, response_elements,
                   grpc_code, error_reason, error_message, upstream_request_id,
                   upstream_attempts, idempotency_outcome, client_token_sha256, duration_us,
-                  prev_hash, row_hash)
+                  prev_hash, row_hash, n)
     ), done as (
         update client_token_record r
         set state = c.state, lease_id = null, locked_until = null,
             grpc_code = c.grpc_code, error_reason = c.error_reason,
             response_message = c.response_message, response_details = c.response_details,
             response_body = c.response_body, updated_at = c.updated_at
-        from head, unnest($28::text[], $29::text[], $30::text[], $31::uuid[], $32::text[],
-                          $33::int4[], $34::text[], $35::text[], $36::bytea[], $37::bytea[],
-                          $38::timestamptz[])
+        from unnest($23::text[], $24::text[], $25::text[], $26::uuid[], $27::text[],
+                    $28::int4[], $29::text[], $30::text[], $31::bytea[], $32::bytea[],
+                    $33::timestamptz[])
              as c(principal, method, client_token_sha256, lease_id, state, grpc_code,
                   error_reason, response_message, response_details, response_body, updated_at)
         where r.principal = c.principal and r.method = c.method
           and r.client_token_sha256 = c.client_token_sha256 and r.lease_id = c.lease_id
         returning c.lease_id
     )
-    select exists (select 1 from head), array(select lease_id from done)";
+    select (select last_seq + 1 from chained), array(select lease_id from done)";
 
-/// Runs [`APPLY`] for `entries` chained as `links` after `head`, with the
-/// completions `c`. `None` when the head was not at `head` (nothing was
-/// written); else the leases whose completion held.
+/// Runs [`APPLY`] for the events `e` and the completions `c`; returns the
+/// `seq` of the first event and the leases whose completion held.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the chain has no head row; else the
+/// database's errors.
 async fn apply(
     conn: &mut PgConnection,
-    head: Head,
-    entries: &[&ChainEntry],
-    links: &[Link],
+    e: &EventColumns<'_>,
     c: &CompleteColumns<'_>,
-) -> Result<Option<HashSet<Uuid>>, StoreError> {
-    let Some(last) = links.last() else {
-        return Ok(Some(HashSet::new()));
-    };
-    let e = EventColumns::new(entries, links);
-    let (moved, held): (bool, Vec<Uuid>) = sqlx::query_as(APPLY)
+) -> Result<(i64, HashSet<Uuid>), StoreError> {
+    let (first_seq, held): (Option<i64>, Vec<Uuid>) = sqlx::query_as(APPLY)
         .bind(DEFAULT_CHAIN)
-        .bind(head.0)
-        .bind(head.1.as_slice())
-        .bind(last.seq)
-        .bind(last.row_hash.as_slice())
         .bind(&e.event_id)
-        .bind(&e.seq)
         .bind(&e.event_time)
         .bind(&e.method)
         .bind(&e.read_only)
@@ -227,8 +165,8 @@ async fn apply(
         .bind(&e.idempotency_outcome)
         .bind(&e.client_token_sha256)
         .bind(&e.duration_us)
-        .bind(&e.prev_hash)
-        .bind(&e.row_hash)
+        .bind(&e.before)
+        .bind(&e.after)
         .bind(&c.principal)
         .bind(&c.method)
         .bind(&c.client_token_sha256)
@@ -242,7 +180,10 @@ async fn apply(
         .bind(&c.updated_at)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(moved.then(|| held.into_iter().collect()))
+    let first_seq = first_seq.ok_or_else(|| {
+        StoreError::Corrupt(format!("the chain {DEFAULT_CHAIN:?} has no head row"))
+    })?;
+    Ok((first_seq, held.into_iter().collect()))
 }
 
 /// The columns of a batch's completions, one array each.
@@ -304,10 +245,10 @@ impl<'a> CompleteColumns<'a> {
     }
 }
 
-/// The columns of a batch's events, one array each.
+/// The columns of a batch's events, one array each, with their canonical
+/// encodings around the `seq` ([`crate::audit::CanonicalParts`]).
 struct EventColumns<'a> {
     event_id: Vec<Uuid>,
-    seq: Vec<i64>,
     event_time: Vec<OffsetDateTime>,
     method: Vec<&'a str>,
     read_only: Vec<bool>,
@@ -326,18 +267,16 @@ struct EventColumns<'a> {
     idempotency_outcome: Vec<&'static str>,
     client_token_sha256: Vec<Option<&'a str>>,
     duration_us: Vec<i64>,
-    prev_hash: Vec<&'a [u8]>,
-    row_hash: Vec<&'a [u8]>,
+    before: Vec<&'a [u8]>,
+    after: Vec<&'a [u8]>,
 }
 
 impl<'a> EventColumns<'a> {
-    /// `entries` at their places `links` (`links[i]` is that of
-    /// `entries[i]`).
-    fn new(entries: &[&'a ChainEntry], links: &'a [Link]) -> Self {
+    /// `entries`, in order.
+    fn new(entries: &[&'a ChainEntry]) -> Self {
         let n = entries.len();
         let mut c = Self {
             event_id: Vec::with_capacity(n),
-            seq: Vec::with_capacity(n),
             event_time: Vec::with_capacity(n),
             method: Vec::with_capacity(n),
             read_only: Vec::with_capacity(n),
@@ -356,14 +295,13 @@ impl<'a> EventColumns<'a> {
             idempotency_outcome: Vec::with_capacity(n),
             client_token_sha256: Vec::with_capacity(n),
             duration_us: Vec::with_capacity(n),
-            prev_hash: Vec::with_capacity(n),
-            row_hash: Vec::with_capacity(n),
+            before: Vec::with_capacity(n),
+            after: Vec::with_capacity(n),
         };
-        for (entry, link) in entries.iter().zip(links) {
+        for entry in entries {
             // `storable` clamped the counters to their columns' range.
             let e = &entry.event;
             c.event_id.push(e.event_id);
-            c.seq.push(link.seq);
             c.event_time.push(e.event_time);
             c.method.push(e.method.as_str());
             c.read_only.push(e.read_only);
@@ -384,8 +322,8 @@ impl<'a> EventColumns<'a> {
             c.client_token_sha256.push(e.client_token_sha256.as_deref());
             c.duration_us
                 .push(i64::try_from(e.duration_us).unwrap_or(i64::MAX));
-            c.prev_hash.push(link.prev_hash.as_slice());
-            c.row_hash.push(link.row_hash.as_slice());
+            c.before.push(entry.canonical.before());
+            c.after.push(entry.canonical.after());
         }
         c
     }
@@ -394,7 +332,84 @@ impl<'a> EventColumns<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{CanonicalParts, GENESIS_HASH};
+    use crate::store::Store as _;
     use crate::store::postgres::PgStore;
+
+    /// A new database on the PostgreSQL server of `TEST_DATABASE_URL`, as
+    /// the integration tests use.
+    async fn new_store() -> PgStore {
+        let server = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let url = format!("{server}/test_{}", Uuid::new_v4().simple());
+        PgStore::connect(&url, 1).await.expect("a new database")
+    }
+
+    /// The database's `audit_row_hashes` chains exactly as
+    /// [`CanonicalParts::row_hash`] does, for events whose encodings hold
+    /// escapes, non-ASCII text and nulls, up to the last `seq` below 2^53;
+    /// and it refuses a `seq` of 2^53, where JCS rounds.
+    #[tokio::test]
+    async fn the_database_chains_like_the_service_up_to_two_to_the_53() {
+        let store = new_store().await;
+        let events: Vec<crate::store::AuditEvent> = (0..3)
+            .map(|i| crate::store::AuditEvent {
+                event_id: Uuid::new_v4(),
+                event_time: crate::audit::now_micros(),
+                method: "CreateAccountLinkInvitation".into(),
+                read_only: false,
+                principal: format!("spiffe://team-ä/\"quoted\"/{i}"),
+                source_ip: (i == 1).then(|| "192.0.2.7".into()),
+                user_agent: Some("grpc-go/1.70 \u{1F600}\n".into()),
+                request_id: format!("r{i}"),
+                account_id: Some("123456789012".into()),
+                request_parameters: serde_json::json!({ "z": 1e21, "a": "\u{2028}", "n": null }),
+                response_elements: None,
+                grpc_code: "OK".into(),
+                error_reason: None,
+                error_message: None,
+                upstream_request_id: None,
+                upstream_attempts: 1,
+                idempotency_outcome: crate::store::IdempotencyOutcome::None,
+                client_token_sha256: None,
+                duration_us: 1234,
+            })
+            .collect();
+        let parts: Vec<CanonicalParts> = events
+            .iter()
+            .map(|e| CanonicalParts::new(DEFAULT_CHAIN, e))
+            .collect();
+        let before: Vec<&[u8]> = parts.iter().map(CanonicalParts::before).collect();
+        let after: Vec<&[u8]> = parts.iter().map(CanonicalParts::after).collect();
+        let last_seq = (1_i64 << 53) - 4;
+        let (prev_hashes, row_hashes): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            sqlx::query_as("select * from audit_row_hashes($1, $2, $3, $4)")
+                .bind(last_seq)
+                .bind(GENESIS_HASH.as_slice())
+                .bind(&before)
+                .bind(&after)
+                .fetch_one(store.pool())
+                .await
+                .expect("hashes");
+        let mut prev = GENESIS_HASH;
+        for (i, part) in parts.iter().enumerate() {
+            let seq = last_seq + 1 + i64::try_from(i).unwrap();
+            let row = part.row_hash(&prev, seq);
+            assert_eq!(prev_hashes[i], prev, "prev_hash of seq {seq}");
+            assert_eq!(row_hashes[i], row, "row_hash of seq {seq}");
+            prev = row;
+        }
+        let beyond = sqlx::query("select * from audit_row_hashes($1, $2, $3, $4)")
+            .bind(last_seq + 1)
+            .bind(GENESIS_HASH.as_slice())
+            .bind(&before)
+            .bind(&after)
+            .fetch_one(store.pool())
+            .await
+            .expect_err("seq 2^53 refused");
+        assert!(beyond.to_string().contains("beyond 2^53"), "{beyond}");
+        store.close().await;
+    }
 
     /// The plan of [`APPLY`] on a writer's connection, made (as in
     /// service) on a new database, where `client_token_record` is empty:
@@ -403,17 +418,14 @@ mod tests {
     /// server of `TEST_DATABASE_URL`, as the integration tests do.
     #[tokio::test]
     async fn writer_plans_probe_the_primary_key_on_an_empty_database() {
-        let server = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let url = format!("{server}/test_{}", Uuid::new_v4().simple());
-        let store = PgStore::connect(&url, 1).await.expect("a new database");
+        let store = new_store().await;
         let writer = WriterConnection::new(&store.pool().connect_options());
         let plan: Vec<String> = writer
             .run(async |conn| {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("prepare apply as {APPLY}")))
                     .execute(&mut *conn)
                     .await?;
-                let nulls = vec!["null"; 38].join(", ");
+                let nulls = vec!["null"; 33].join(", ");
                 Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "explain execute apply({nulls})"
                 )))

@@ -73,7 +73,7 @@ impl Batch for SqliteBatch {
                 .await?;
         }
         tx.commit().await?;
-        group_commit::answers(ops, claims, held, &links)
+        group_commit::answers(ops, claims, held, links.iter().map(|l| l.seq))
     }
 }
 
