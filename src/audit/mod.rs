@@ -181,13 +181,15 @@ pub fn row_hash(prev: &[u8; 32], chain_id: &str, seq: i64, event: &AuditEvent) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::{Value, json};
 
     use super::*;
     use crate::store::IdempotencyOutcome;
 
-    fn event() -> AuditEvent {
+    /// An event with escapes and non-ASCII text in it (the other tests'
+    /// fixture too: `store::postgres::batch`).
+    pub(crate) fn event() -> AuditEvent {
         AuditEvent {
             event_id: uuid::Uuid::nil(),
             event_time: OffsetDateTime::from_unix_timestamp_nanos(1_795_250_566_123_456_000)

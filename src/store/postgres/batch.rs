@@ -355,24 +355,11 @@ mod tests {
         let events: Vec<crate::store::AuditEvent> = (0..3)
             .map(|i| crate::store::AuditEvent {
                 event_id: Uuid::new_v4(),
-                event_time: crate::audit::now_micros(),
-                method: "CreateAccountLinkInvitation".into(),
-                read_only: false,
                 principal: format!("spiffe://team-ä/\"quoted\"/{i}"),
                 source_ip: (i == 1).then(|| "192.0.2.7".into()),
                 user_agent: Some("grpc-go/1.70 \u{1F600}\n".into()),
-                request_id: format!("r{i}"),
-                account_id: Some("123456789012".into()),
                 request_parameters: serde_json::json!({ "z": 1e21, "a": "\u{2028}", "n": null }),
-                response_elements: None,
-                grpc_code: "OK".into(),
-                error_reason: None,
-                error_message: None,
-                upstream_request_id: None,
-                upstream_attempts: 1,
-                idempotency_outcome: crate::store::IdempotencyOutcome::None,
-                client_token_sha256: None,
-                duration_us: 1234,
+                ..crate::audit::tests::event()
             })
             .collect();
         let parts: Vec<CanonicalParts> = events
@@ -381,8 +368,9 @@ mod tests {
             .collect();
         let before: Vec<&[u8]> = parts.iter().map(CanonicalParts::before).collect();
         let after: Vec<&[u8]> = parts.iter().map(CanonicalParts::after).collect();
-        let last_seq = (1_i64 << 53) - 4;
-        let (prev_hashes, row_hashes): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+        /// `audit_row_hashes`'s `(prev_hashes, row_hashes)`.
+        type Hashes = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+        let hashes = async |last_seq: i64| -> Result<Hashes, sqlx::Error> {
             sqlx::query_as("select * from audit_row_hashes($1, $2, $3, $4)")
                 .bind(last_seq)
                 .bind(GENESIS_HASH.as_slice())
@@ -390,7 +378,9 @@ mod tests {
                 .bind(&after)
                 .fetch_one(store.pool())
                 .await
-                .expect("hashes");
+        };
+        let last_seq = (1_i64 << 53) - 4;
+        let (prev_hashes, row_hashes) = hashes(last_seq).await.expect("hashes");
         let mut prev = GENESIS_HASH;
         for (i, part) in parts.iter().enumerate() {
             let seq = last_seq + 1 + i64::try_from(i).unwrap();
@@ -399,14 +389,7 @@ mod tests {
             assert_eq!(row_hashes[i], row, "row_hash of seq {seq}");
             prev = row;
         }
-        let beyond = sqlx::query("select * from audit_row_hashes($1, $2, $3, $4)")
-            .bind(last_seq + 1)
-            .bind(GENESIS_HASH.as_slice())
-            .bind(&before)
-            .bind(&after)
-            .fetch_one(store.pool())
-            .await
-            .expect_err("seq 2^53 refused");
+        let beyond = hashes(last_seq + 1).await.expect_err("seq 2^53 refused");
         assert!(beyond.to_string().contains("beyond 2^53"), "{beyond}");
         store.close().await;
     }
