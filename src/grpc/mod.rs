@@ -297,23 +297,34 @@ impl<U: Upstream> AccountLinkApi<U> {
     /// Runs an RPC body as its own task, so that once started it finishes —
     /// upstream call, client-token record, audit event — even when the
     /// caller cancels or its deadline passes (DESIGN §2: every RPC is
-    /// audited; nothing is lost).
-    async fn detach<T: Send + 'static>(
+    /// audited; nothing is lost). The task starts when this is called.
+    ///
+    /// `body` is boxed first: its state holds the AWS SDK's call future
+    /// (kilobytes), and tokio moves a future it spawns by value several
+    /// times (into the task cell, and its stage on completion), where a box
+    /// moves as a pointer (docs/benchmarks.md).
+    fn detach<T: Send + 'static>(
         &self,
         span: tracing::Span,
         body: impl Future<Output = Result<T, Status>> + Send + 'static,
-    ) -> Result<T, Status> {
+    ) -> impl Future<Output = Result<T, Status>> + Send + 'static {
         use tracing::Instrument;
+        let body = Box::pin(body);
         let in_flight = metrics::gauge!(crate::metrics::RPC_IN_FLIGHT);
         in_flight.increment(1.0);
-        let body = async move {
-            let result = body.await;
-            in_flight.decrement(1.0);
-            result
-        };
-        match self.inner.tasks.spawn(body.instrument(span)).await {
-            Ok(result) => result,
-            Err(e) => Err(ApiError::internal(&e).into()),
+        let task = self.inner.tasks.spawn(
+            async move {
+                let result = body.await;
+                in_flight.decrement(1.0);
+                result
+            }
+            .instrument(span),
+        );
+        async move {
+            match task.await {
+                Ok(result) => result,
+                Err(e) => Err(ApiError::internal(&e).into()),
+            }
         }
     }
 
