@@ -553,7 +553,7 @@ pub(crate) use stale_records;
 ///   replicas) and runs under the write lock on SQLite. It takes the next
 ///   gapless `seq`, computes `row_hash` from the head's hash in Rust
 ///   ([`crate::audit::row_hash`]), inserts the row and moves the head.
-/// - `rows_between`, `rows_in_time_range`: streams in `seq` order.
+/// - `rows_between`: streams in `seq` order.
 /// - `chain_head`, `chain_anchor`, `row_hash_at`, `insert_checkpoint`,
 ///   `newest_checkpoint_before`: the small reads and writes of
 ///   `audit verify`, `checkpoint` and `retain`.
@@ -646,31 +646,6 @@ macro_rules! audit_queries {
             )
         }
 
-        /// Streams the events of `chain_id` with `since <= event_time < until`.
-        pub(super) fn rows_in_time_range<'a>(
-            pool: &'a $pool,
-            chain_id: &'a str,
-            since: ::time::OffsetDateTime,
-            until: ::time::OffsetDateTime,
-        ) -> $crate::store::AuditRows<'a> {
-            use ::tokio_stream::StreamExt;
-            use $crate::store::sql::{AUDIT_COLUMNS, AuditRow, DbTime};
-            Box::pin(
-                ::sqlx::query_as::<_, AuditRow>(::sqlx::AssertSqlSafe(format!(
-                    "select {AUDIT_COLUMNS} from audit_event \
-                     where chain_id = $1 and event_time >= $2 and event_time < $3 order by seq"
-                )))
-                .bind(chain_id)
-                .bind(DbTime(since))
-                .bind(DbTime(until))
-                .fetch(pool)
-                .map(|row| {
-                    row.map($crate::store::StoredAuditEvent::from)
-                        .map_err($crate::store::StoreError::from)
-                }),
-            )
-        }
-
         /// The chain head: the last `seq` and its `row_hash`.
         pub(super) async fn chain_head(
             pool: &$pool,
@@ -703,11 +678,13 @@ macro_rules! audit_queries {
             chain_id: &str,
             seq: i64,
         ) -> Result<Option<Vec<u8>>, ::sqlx::Error> {
-            ::sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
-                .bind(chain_id)
-                .bind(seq)
-                .fetch_optional(pool)
-                .await
+            ::sqlx::query_scalar(
+                "select row_hash from audit_event where chain_id = $1 and seq = $2",
+            )
+            .bind(chain_id)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await
         }
 
         /// The `row_hash` at `seq`, read in the caller's transaction.
@@ -717,11 +694,13 @@ macro_rules! audit_queries {
             chain_id: &str,
             seq: i64,
         ) -> Result<Option<Vec<u8>>, ::sqlx::Error> {
-            ::sqlx::query_scalar("select row_hash from audit_event where chain_id = $1 and seq = $2")
-                .bind(chain_id)
-                .bind(seq)
-                .fetch_optional(conn)
-                .await
+            ::sqlx::query_scalar(
+                "select row_hash from audit_event where chain_id = $1 and seq = $2",
+            )
+            .bind(chain_id)
+            .bind(seq)
+            .fetch_optional(conn)
+            .await
         }
 
         /// Stores a signed checkpoint (a second one at the same `to_seq` is

@@ -156,3 +156,42 @@ pub async fn explain_list_audit_events(
         .fetch_all(&mut *conn)
         .await
 }
+
+/// Streams the events of `chain_id` with `since <= event_time < until`, in
+/// `seq` order (`audit export --since/--until`).
+///
+/// There is no index on `event_time` (migration `20261204000001`): the seq
+/// range comes from `audit_event_hour`, as for [`list_audit_events`], and
+/// the scan of the unique `(chain_id, seq)` stops at its end. The range
+/// only narrows where to look; the time filter stays exact.
+pub(super) fn rows_in_time_range<'a>(
+    pool: &'a sqlx::PgPool,
+    chain_id: &'a str,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+) -> crate::store::AuditRows<'a> {
+    use crate::store::sql::DbTime;
+    use tokio_stream::StreamExt;
+    Box::pin(
+        sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
+            "select {AUDIT_COLUMNS} from audit_event \
+             where chain_id = $1 \
+               and seq >= coalesce((select min_seq_from from audit_event_hour \
+                   where chain_id = $1 and hour >= floor(extract(epoch from $2::timestamptz) / 3600)::bigint \
+                   order by hour limit 1), 9223372036854775807) \
+               and seq <= coalesce((select max_seq_upto from audit_event_hour \
+                   where chain_id = $1 and hour <= floor(extract(epoch from $3::timestamptz) / 3600)::bigint \
+                   order by hour desc limit 1), 0) \
+               and event_time >= $2 and event_time < $3 \
+             order by seq"
+        )))
+        .bind(chain_id)
+        .bind(DbTime(since))
+        .bind(DbTime(until))
+        .fetch(pool)
+        .map(|row| {
+            row.map(StoredAuditEvent::from)
+                .map_err(crate::store::StoreError::from)
+        }),
+    )
+}

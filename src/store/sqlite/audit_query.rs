@@ -43,3 +43,29 @@ pub(super) async fn list_audit_events(
     let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(pool).await?;
     Ok(rows.into_iter().map(StoredAuditEvent::from).collect())
 }
+
+/// Streams the events of `chain_id` with `since <= event_time < until`, in
+/// `seq` order (`audit export --since/--until`), through the
+/// `(chain_id, event_time)` index.
+pub(super) fn rows_in_time_range<'a>(
+    pool: &'a SqlitePool,
+    chain_id: &'a str,
+    since: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+) -> crate::store::AuditRows<'a> {
+    use tokio_stream::StreamExt;
+    Box::pin(
+        sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
+            "select {AUDIT_COLUMNS} from audit_event \
+             where chain_id = $1 and event_time >= $2 and event_time < $3 order by seq"
+        )))
+        .bind(chain_id)
+        .bind(DbTime(since))
+        .bind(DbTime(until))
+        .fetch(pool)
+        .map(|row| {
+            row.map(crate::store::StoredAuditEvent::from)
+                .map_err(crate::store::StoreError::from)
+        }),
+    )
+}

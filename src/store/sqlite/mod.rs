@@ -310,7 +310,7 @@ impl Store for SqliteStore {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> AuditRows<'a> {
-        queries::rows_in_time_range(&self.reader, chain_id, since, until)
+        audit_query::rows_in_time_range(&self.reader, chain_id, since, until)
     }
 
     async fn chain_head(&self, chain_id: &str) -> Result<ChainPoint, StoreError> {
