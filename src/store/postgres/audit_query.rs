@@ -30,6 +30,16 @@ fn hour_of(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos().div_euclid(3_600_000_000_000)).unwrap_or(i64::MAX)
 }
 
+/// The first `seq` of the chain `$1` in the hour `$2` or later, from
+/// `audit_event_hour` (null when there is no such hour).
+const LOW_SEQ: &str = "(select min_seq_from from audit_event_hour \
+     where chain_id = $1 and hour >= $2 order by hour limit 1)";
+
+/// The last `seq` of the chain `$1` in the hour `$3` or earlier (null when
+/// there is no such hour).
+const HIGH_SEQ: &str = "(select max_seq_upto from audit_event_hour \
+     where chain_id = $1 and hour <= $3 order by hour desc limit 1)";
+
 /// The seq range `[low, high]` that holds every event of the query's time
 /// range (`None` on a side without a bound), from `audit_event_hour`. A side
 /// with a time bound but no hour on that side means no event can match:
@@ -38,18 +48,13 @@ async fn seq_range(
     conn: &mut PgConnection,
     query: &AuditQuery,
 ) -> Result<(Option<i64>, Option<i64>), sqlx::Error> {
-    let (low, high): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "select \
-           (select min_seq_from from audit_event_hour \
-            where chain_id = $1 and hour >= $2 order by hour limit 1), \
-           (select max_seq_upto from audit_event_hour \
-            where chain_id = $1 and hour <= $3 order by hour desc limit 1)",
-    )
-    .bind(DEFAULT_CHAIN)
-    .bind(query.start_time.map_or(i64::MAX, hour_of))
-    .bind(query.end_time.map_or(i64::MIN, hour_of))
-    .fetch_one(&mut *conn)
-    .await?;
+    let (low, high): (Option<i64>, Option<i64>) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("select {LOW_SEQ}, {HIGH_SEQ}")))
+            .bind(DEFAULT_CHAIN)
+            .bind(query.start_time.map_or(i64::MAX, hour_of))
+            .bind(query.end_time.map_or(i64::MIN, hour_of))
+            .fetch_one(&mut *conn)
+            .await?;
     Ok((
         query.start_time.map(|_| low.unwrap_or(i64::MAX)),
         query.end_time.map(|_| high.unwrap_or(0)),
@@ -161,7 +166,8 @@ pub async fn explain_list_audit_events(
 /// `seq` order (`audit export --since/--until`).
 ///
 /// There is no index on `event_time` (migration `20261204000001`): the seq
-/// range comes from `audit_event_hour`, as for [`list_audit_events`], and
+/// range comes from `audit_event_hour` ([`LOW_SEQ`], [`HIGH_SEQ`]), as for
+/// [`list_audit_events`] (no hour on a side: an empty range), and
 /// the scan of the unique `(chain_id, seq)` stops at its end. The range
 /// only narrows where to look; the time filter stays exact.
 pub(super) fn rows_in_time_range<'a>(
@@ -176,16 +182,14 @@ pub(super) fn rows_in_time_range<'a>(
         sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
             "select {AUDIT_COLUMNS} from audit_event \
              where chain_id = $1 \
-               and seq >= coalesce((select min_seq_from from audit_event_hour \
-                   where chain_id = $1 and hour >= floor(extract(epoch from $2::timestamptz) / 3600)::bigint \
-                   order by hour limit 1), 9223372036854775807) \
-               and seq <= coalesce((select max_seq_upto from audit_event_hour \
-                   where chain_id = $1 and hour <= floor(extract(epoch from $3::timestamptz) / 3600)::bigint \
-                   order by hour desc limit 1), 0) \
-               and event_time >= $2 and event_time < $3 \
+               and seq >= coalesce({LOW_SEQ}, 9223372036854775807) \
+               and seq <= coalesce({HIGH_SEQ}, 0) \
+               and event_time >= $4 and event_time < $5 \
              order by seq"
         )))
         .bind(chain_id)
+        .bind(hour_of(since))
+        .bind(hour_of(until))
         .bind(DbTime(since))
         .bind(DbTime(until))
         .fetch(pool)
