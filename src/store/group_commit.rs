@@ -440,13 +440,16 @@ mod tests {
             self.entered.add_permits(1);
             self.gate.acquire().await.expect("gate open").forget();
             self.sizes.lock().unwrap().push(ops.len());
-            let poisoned = ops.iter().any(|op| match op {
-                Op::Append(e) => e.event.principal == "poison",
-                _ => false,
-            });
-            if poisoned {
+            let principal = |p: &str| {
+                ops.iter().any(|op| match op {
+                    Op::Append(e) => e.event.principal == p,
+                    _ => false,
+                })
+            };
+            if principal("poison") {
                 return Err(StoreError::Corrupt("poisoned".into()));
             }
+            assert!(!principal("panic"), "a batch holding a panicking write");
             Ok((0..ops.len())
                 .map(|i| Done::Appended(i64::try_from(i).unwrap()))
                 .collect())
@@ -491,5 +494,31 @@ mod tests {
             );
         }
         assert_eq!(*recorder.sizes.lock().unwrap(), vec![1, 10]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_its_waiters_and_the_writer_goes_on() {
+        let recorder = Recorder {
+            sizes: Arc::default(),
+            entered: Arc::new(tokio::sync::Semaphore::new(0)),
+            gate: Arc::new(tokio::sync::Semaphore::new(2)),
+        };
+        let writer = GroupCommit::spawn(recorder.clone());
+        let mut e = entry(0);
+        e.event.principal = "panic".into();
+        match writer.submit(Op::Append(e)).await {
+            Err(StoreError::Batch(e)) => assert!(
+                matches!(&*e, StoreError::WriterPanicked(m) if m.contains("a panicking write")),
+                "{e:?}"
+            ),
+            other => panic!("a panicked batch answered {other:?}"),
+        }
+        assert!(
+            matches!(
+                writer.submit(Op::Append(entry(1))).await,
+                Ok(Done::Appended(0))
+            ),
+            "the writer survives the panic"
+        );
     }
 }
