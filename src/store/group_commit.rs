@@ -424,8 +424,9 @@ mod tests {
         }
     }
 
-    /// A backend that records the size of each batch, and fails the batch
-    /// holding a poisoned write.
+    /// A backend that records the size of each batch, fails the batch
+    /// holding a poisoned write and panics in the one holding a write by
+    /// the principal `panic`.
     #[derive(Clone)]
     struct Recorder {
         sizes: Arc<std::sync::Mutex<Vec<usize>>>,
@@ -433,6 +434,18 @@ mod tests {
         entered: Arc<tokio::sync::Semaphore>,
         /// A permit per batch allowed to finish.
         gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Recorder {
+        /// A recorder that lets `batches` batches finish before its gate
+        /// closes.
+        fn new(batches: usize) -> Self {
+            Self {
+                sizes: Arc::default(),
+                entered: Arc::new(tokio::sync::Semaphore::new(0)),
+                gate: Arc::new(tokio::sync::Semaphore::new(batches)),
+            }
+        }
     }
 
     impl Batch for Recorder {
@@ -458,11 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_queued_behind_a_busy_writer_go_in_one_batch_and_a_failure_fails_them_all() {
-        let recorder = Recorder {
-            sizes: Arc::default(),
-            entered: Arc::new(tokio::sync::Semaphore::new(0)),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        };
+        let recorder = Recorder::new(0);
         let writer = GroupCommit::spawn(recorder.clone());
         // The first write occupies the writer (its batch waits at the gate).
         let first = tokio::spawn({
@@ -498,11 +507,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_that_panics_fails_its_waiters_and_the_writer_goes_on() {
-        let recorder = Recorder {
-            sizes: Arc::default(),
-            entered: Arc::new(tokio::sync::Semaphore::new(0)),
-            gate: Arc::new(tokio::sync::Semaphore::new(2)),
-        };
+        let recorder = Recorder::new(2);
         let writer = GroupCommit::spawn(recorder.clone());
         let mut e = entry(0);
         e.event.principal = "panic".into();
