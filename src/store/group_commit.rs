@@ -453,16 +453,19 @@ mod tests {
             self.entered.add_permits(1);
             self.gate.acquire().await.expect("gate open").forget();
             self.sizes.lock().unwrap().push(ops.len());
-            let principal = |p: &str| {
+            let holds_write_by = |p: &str| {
                 ops.iter().any(|op| match op {
                     Op::Append(e) => e.event.principal == p,
                     _ => false,
                 })
             };
-            if principal("poison") {
+            if holds_write_by("poison") {
                 return Err(StoreError::Corrupt("poisoned".into()));
             }
-            assert!(!principal("panic"), "a batch holding a panicking write");
+            assert!(
+                !holds_write_by("panic"),
+                "a batch holding a panicking write"
+            );
             Ok((0..ops.len())
                 .map(|i| Done::Appended(i64::try_from(i).unwrap()))
                 .collect())
