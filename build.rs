@@ -2,6 +2,10 @@
 //! with `protox` (a pure-Rust protobuf compiler), so the build needs nothing
 //! beyond crates.io: no system `protoc`. One descriptor set holds every file
 //! of package `accountlink.v1` (and the well-known types they import).
+//!
+//! It also reruns when `migrations/` changes: `sqlx::migrate!` embeds the
+//! migration files at compile time, and on stable Rust nothing else tells
+//! cargo to rebuild when one is added or edited (sqlx's `migrate!` docs).
 
 use std::{env, path::PathBuf};
 
@@ -12,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/accountlink/v1/resource_share.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=migrations");
     let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
