@@ -911,6 +911,15 @@ mod suite {
             );
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         }
+        // Nor can the chain's head go from under its events: a trigger
+        // refuses it on both stores (migrations 20261207000001), before any
+        // foreign key that still points at the row would.
+        let sql = "delete from audit_chain";
+        let err = raw(&store, sql).await.expect_err(sql);
+        assert!(
+            err.to_string().contains("audit_chain holds the heads"),
+            "{sql}: {err}"
+        );
         assert_eq!(verified(&store).await, before, "nothing changed");
         assert_eq!(
             rows(&store)
