@@ -16,6 +16,18 @@
 //!   PERMISSION_DENIED, Conflict -> ALREADY_EXISTS, Throttling ->
 //!   UNAVAILABLE, anything else -> INTERNAL).
 //!
+//! - With `--durable-log <postgres url>` it is the floor of a durable audit
+//!   instead: every answer, OK or not, first waits until one line about it
+//!   (a JSON object of the method, the account, the link and the outcome,
+//!   about 100 bytes) has been committed to a table with nothing but a `bigserial`
+//!   primary key. Lines go to one writer task over a channel; the writer
+//!   drains whatever is queued (at most 256, no wait), inserts them with one
+//!   `insert … select … from unnest($1)` on its own connection in autocommit,
+//!   and answers the batch after that commit (`synchronous_commit` as the
+//!   server has it). A failed batch answers UNAVAILABLE. No hash chain, no
+//!   other index, no trigger, no dedup: what any durable record of each RPC,
+//!   group-committed, costs on this machine (docs/benchmarks.md).
+//!
 //! ```sh
 //! account-link-service emulator --listen 127.0.0.1:4566 &
 //! cargo run --release --example direct_sdk_server -- --listen 127.0.0.1:50062 \
@@ -51,6 +63,61 @@ struct Args {
     /// AWS Region.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Commit one line per RPC to this PostgreSQL database before answering
+    /// (see the module docs); the table `durable_log` is created if missing.
+    #[arg(long)]
+    durable_log: Option<String>,
+}
+
+/// Most lines one batch of the durable log commits.
+const LOG_BATCH: usize = 256;
+
+/// One line for the durable log and the waiter its commit answers.
+type LogLine = (String, tokio::sync::oneshot::Sender<bool>);
+
+/// The sending side of the durable log's writer (see the module docs).
+#[derive(Debug, Clone)]
+struct DurableLog(tokio::sync::mpsc::Sender<LogLine>);
+
+impl DurableLog {
+    /// Connects to `url`, creates the table and starts the writer task.
+    async fn start(url: &str) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(
+            "create table if not exists durable_log \
+             (seq bigserial primary key, line text not null)",
+        )
+        .execute(&mut conn)
+        .await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<LogLine>(4 * LOG_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(LOG_BATCH);
+            while rx.recv_many(&mut batch, LOG_BATCH).await > 0 {
+                let (lines, waiters): (Vec<String>, Vec<_>) = batch.drain(..).unzip();
+                let ok = sqlx::query("insert into durable_log (line) select unnest($1::text[])")
+                    .bind(&lines)
+                    .execute(&mut conn)
+                    .await
+                    .is_ok();
+                for waiter in waiters {
+                    let _ = waiter.send(ok);
+                }
+            }
+        });
+        Ok(Self(tx))
+    }
+
+    /// Waits until `line` is committed; UNAVAILABLE when its batch failed.
+    async fn record(&self, line: String) -> Result<(), Status> {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let unavailable = || Status::unavailable("the durable log is unavailable");
+        self.0.send((line, done)).await.map_err(|_| unavailable())?;
+        match committed.await {
+            Ok(true) => Ok(()),
+            _ => Err(unavailable()),
+        }
+    }
 }
 
 /// The handlers: one SDK client per acting account over one shared config.
@@ -58,6 +125,7 @@ struct Args {
 struct DirectSdk {
     base: SdkConfig,
     clients: RwLock<HashMap<String, Client>>,
+    log: Option<DurableLog>,
 }
 
 impl DirectSdk {
@@ -91,6 +159,31 @@ impl DirectSdk {
             .entry(account.to_owned())
             .or_insert(client)
             .clone())
+    }
+
+    /// With `--durable-log`, commits a line about the answer `result` to
+    /// `method` before it is returned.
+    async fn logged<T>(
+        &self,
+        method: &str,
+        account: &str,
+        subject: &str,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        if let Some(log) = &self.log {
+            let outcome = match &result {
+                Ok(_) => "OK".to_owned(),
+                Err(status) => format!("{:?}: {}", status.code(), status.message()),
+            };
+            let line = serde_json::json!({
+                "method": method,
+                "account_id": account,
+                "subject": subject,
+                "outcome": outcome,
+            });
+            log.record(line.to_string()).await?;
+        }
+        result
     }
 }
 
@@ -136,23 +229,30 @@ impl AccountLinkService for DirectSdk {
         request: Request<pb::CreateAccountLinkInvitationRequest>,
     ) -> Result<Response<pb::CreateAccountLinkInvitationResponse>, Status> {
         let request = request.into_inner();
-        let client = self.client(&request.account_id)?;
-        let client_token = if request.client_token.is_empty() {
-            uuid::Uuid::new_v4().to_string()
-        } else {
-            request.client_token
-        };
-        let output = client
-            .create_account_link_invitation()
-            .target_account_id(request.target_account_id)
-            .client_token(&client_token)
-            .send()
+        let account = request.account_id.clone();
+        let target = request.target_account_id.clone();
+        let result = async {
+            let client = self.client(&request.account_id)?;
+            let client_token = if request.client_token.is_empty() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                request.client_token
+            };
+            let output = client
+                .create_account_link_invitation()
+                .target_account_id(request.target_account_id)
+                .client_token(&client_token)
+                .send()
+                .await
+                .map_err(|e| status(e.into_service_error()))?;
+            Ok(Response::new(pb::CreateAccountLinkInvitationResponse {
+                account_link: to_pb(output.account_link()),
+                client_token,
+            }))
+        }
+        .await;
+        self.logged("CreateAccountLinkInvitation", &account, &target, result)
             .await
-            .map_err(|e| status(e.into_service_error()))?;
-        Ok(Response::new(pb::CreateAccountLinkInvitationResponse {
-            account_link: to_pb(output.account_link()),
-            client_token,
-        }))
     }
 
     async fn accept_account_link_invitation(
@@ -181,18 +281,24 @@ impl AccountLinkService for DirectSdk {
         request: Request<pb::GetAccountLinkRequest>,
     ) -> Result<Response<pb::GetAccountLinkResponse>, Status> {
         let request = request.into_inner();
-        let client = self.client(&request.account_id)?;
-        let non_empty = |s: String| (!s.is_empty()).then_some(s);
-        let output = client
-            .get_account_link()
-            .set_link_id(non_empty(request.link_id))
-            .set_linked_account_id(non_empty(request.linked_account_id))
-            .send()
-            .await
-            .map_err(|e| status(e.into_service_error()))?;
-        Ok(Response::new(pb::GetAccountLinkResponse {
-            account_link: to_pb(output.account_link()),
-        }))
+        let account = request.account_id.clone();
+        let link = request.link_id.clone();
+        let result = async {
+            let client = self.client(&request.account_id)?;
+            let non_empty = |s: String| (!s.is_empty()).then_some(s);
+            let output = client
+                .get_account_link()
+                .set_link_id(non_empty(request.link_id))
+                .set_linked_account_id(non_empty(request.linked_account_id))
+                .send()
+                .await
+                .map_err(|e| status(e.into_service_error()))?;
+            Ok(Response::new(pb::GetAccountLinkResponse {
+                account_link: to_pb(output.account_link()),
+            }))
+        }
+        .await;
+        self.logged("GetAccountLink", &account, &link, result).await
     }
 
     async fn list_account_links(
@@ -222,9 +328,14 @@ async fn main() -> anyhow::Result<()> {
         ))
         .load()
         .await;
+    let log = match &args.durable_log {
+        Some(url) => Some(DurableLog::start(url).await?),
+        None => None,
+    };
     let service = DirectSdk {
         base,
         clients: RwLock::new(HashMap::new()),
+        log,
     };
     anchor::serve(args.listen, service, "direct sdk server").await
 }

@@ -4,14 +4,16 @@
 //!
 //! 1. the bare tonic server over our proto (`examples/bare_tonic_server.rs`);
 //! 2. the direct-SDK server (`examples/direct_sdk_server.rs`) against a
-//!    standalone `account-link-service emulator`;
+//!    standalone `account-link-service emulator`, then the same server with
+//!    `--durable-log` on a fresh PostgreSQL database: the floor of a durable,
+//!    group-committed record of every RPC, with no hash chain, index or dedup;
 //! 3. the service (`serve --dev --aws-endpoint-url`) on a fresh PostgreSQL
 //!    database, against its own standalone emulator;
 //! 4. the service on a fresh SQLite file, likewise;
 //! 5. one, then three service replicas on one fresh PostgreSQL database
 //!    (GetAccountLink at c = 64, split over the replicas).
 //!
-//! Setups 1 to 4 run GetAccountLink at c = 1, 16, 64 (the service also at
+//! Setups 1 to 4 (and the durable-log floor) run GetAccountLink at c = 1, 16, 64 (the service also at
 //! 256) and CreateAccountLinkInvitation at c = 16 over 16 source accounts.
 //! Every setup gets its own emulator, so none sees another's links. The
 //! service runs with its defaults except the local upstream rate limit,
@@ -67,7 +69,8 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// The PostgreSQL server (no database name); the benchmark creates
-    /// `bench_tput_<hex>` databases there (through the service) and drops them.
+    /// `bench_tput_<hex>` databases there (the service migrates its own; the
+    /// durable-log floor's is created here) and drops them.
     #[arg(
         long,
         env = "BENCH_SERVER_URL",
@@ -577,6 +580,30 @@ fn drop_databases(server_url: &str, names: &[String]) -> anyhow::Result<()> {
     })
 }
 
+/// Creates the database `name` (a `bench_tput_` name made by this program).
+fn create_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&format!("{server_url}/postgres")).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create database {name}"))?;
+        conn.close().await?;
+        anyhow::Ok(())
+    })
+}
+
+/// A fresh `bench_tput_<hex>` database name.
+fn database_name() -> String {
+    format!(
+        "bench_tput_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
@@ -622,6 +649,7 @@ fn main() -> anyhow::Result<()> {
 
 const BARE: &str = "bare tonic";
 const DIRECT: &str = "direct SDK";
+const DURABLE: &str = "direct SDK + durable log";
 const PG: &str = "service + PostgreSQL";
 const SQLITE: &str = "service + SQLite";
 const PG_ONE: &str = "1 replica, PostgreSQL";
@@ -678,16 +706,44 @@ fn run_all(bench: &mut Bench, databases: &mut Vec<String>) -> anyhow::Result<Vec
         rows.push(bench.load(DIRECT, "create", 16, &targets, &watched)?);
     }
 
+    {
+        let (emulator, endpoint) = bench.emulator("durable-emulator")?;
+        let name = database_name();
+        create_database(&bench.server_url, &name)?;
+        databases.push(name.clone());
+        let port = free_port()?;
+        let durable = bench.start(
+            "durable",
+            &bench.programs.direct,
+            &[
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--endpoint-url".into(),
+                endpoint,
+                "--durable-log".into(),
+                format!("{}/{name}", bench.server_url),
+            ],
+            port,
+        )?;
+        let targets = [format!("http://127.0.0.1:{port}")];
+        let watched = Watched {
+            servers: vec![durable.pid()],
+            emulator: Some(emulator.pid()),
+            database: Some(name.as_str()),
+        };
+        for c in gets {
+            rows.push(bench.load(DURABLE, "get", c, &targets, &watched)?);
+        }
+        rows.push(bench.load(DURABLE, "create", 16, &targets, &watched)?);
+    }
+
     for (setup, postgres) in [(PG, true), (SQLITE, false)] {
         let (emulator, endpoint) = bench.emulator(if postgres {
             "pg-emulator"
         } else {
             "sqlite-emulator"
         })?;
-        let name = format!(
-            "bench_tput_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let name = database_name();
         let store = if postgres {
             databases.push(name.clone());
             Store::Postgres(format!("{}/{name}", bench.server_url))
@@ -719,10 +775,7 @@ fn run_all(bench: &mut Bench, databases: &mut Vec<String>) -> anyhow::Result<Vec
 
     {
         let (emulator, endpoint) = bench.emulator("replicas-emulator")?;
-        let name = format!(
-            "bench_tput_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let name = database_name();
         databases.push(name.clone());
         let store = Store::Postgres(format!("{}/{name}", bench.server_url));
         let mut replicas = Vec::new();
@@ -837,18 +890,28 @@ fn render(args: &Args, rows: &[Row]) -> String {
         );
     }
 
-    md.push_str("\nThe issue's goals, against the direct-SDK server of the same run:\n\n");
-    md.push_str("| goal | PostgreSQL | SQLite | target |\n|---|---:|---:|---|\n");
+    md.push_str(
+        "\nThe issue's goals, against the direct-SDK server of the same run; the last \
+         column is the floor: the direct-SDK server with a durable, group-committed \
+         log line per RPC and nothing else:\n\n",
+    );
+    md.push_str(
+        "| goal | PostgreSQL | SQLite | durable-log floor | target |\n|---|---:|---:|---:|---|\n",
+    );
     let get = |setup: &str, c: usize| find(rows, setup, "get", c).map(|r| &r.report);
     let both = |f: &dyn Fn(&str) -> Option<f64>| {
-        [PG, SQLITE].map(|s| f(s).map_or_else(|| "–".to_owned(), |v| v.to_string()))
+        [PG, SQLITE, DURABLE].map(|s| f(s).map_or_else(|| "–".to_owned(), |v| v.to_string()))
     };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some((a / b * 100.0).round() / 100.0),
         _ => None,
     };
-    let mut goal = |name: &str, cells: [String; 2], target: &str| {
-        let _ = writeln!(md, "| {name} | {} | {} | {target} |", cells[0], cells[1]);
+    let mut goal = |name: &str, cells: [String; 3], target: &str| {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {target} |",
+            cells[0], cells[1], cells[2]
+        );
     };
     for c in [16, 64] {
         goal(
@@ -902,6 +965,7 @@ fn render(args: &Args, rows: &[Row]) -> String {
         "Get c=64 rps, 3 replicas / 1 replica",
         [
             replicas.map_or_else(|| "–".to_owned(), |v| v.to_string()),
+            "–".to_owned(),
             "–".to_owned(),
         ],
         ">= 1x",
