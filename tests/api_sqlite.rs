@@ -42,5 +42,7 @@ mod resource_share;
 mod security;
 #[path = "api/service.rs"]
 mod service;
+#[path = "support/test_database.rs"]
+mod test_database;
 #[path = "api/validation.rs"]
 mod validation;

@@ -33,6 +33,9 @@
 
 use account_link_service::store::{PgStore, SqliteStore};
 
+#[path = "support/test_database.rs"]
+mod test_database;
+
 /// Stamps out the suite for one backend: `$open` opens a fresh store,
 /// `$raw` runs one raw SQL statement on it (see the module docs).
 macro_rules! store_conformance_suite {
@@ -1647,18 +1650,12 @@ mod suite {
     }
 }
 
-/// The PostgreSQL server of `TEST_DATABASE_URL` (as in `tests/api`).
-fn database_server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
-}
-
-/// A fresh PostgreSQL database `test_<uuid>`, migrated.
+/// A fresh PostgreSQL database (`test_database`), migrated.
 async fn open_postgres() -> PgStore {
     let url = format!(
-        "{}/test_{}",
-        database_server_url(),
-        uuid::Uuid::new_v4().simple()
+        "{}/{}",
+        test_database::database_server_url(),
+        test_database::fresh_database_name()
     );
     PgStore::connect(&url, 40)
         .await
@@ -1745,6 +1742,63 @@ mod postgres_only {
         )
         .await
         .unwrap()
+    }
+
+    /// Left-over test databases are dropped once they are stale and nobody
+    /// uses them; fresh ones, databases in use and other names stay.
+    #[tokio::test]
+    async fn stale_test_databases_are_reaped_and_the_others_stay() {
+        use super::test_database::{STALE_AFTER_SECS, database_server_url, reap_stale};
+        use sqlx::Connection as _;
+        let server = database_server_url();
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let name = |secs: u64| format!("test_{secs}_{}", uuid::Uuid::new_v4().simple());
+        let stale = name(now - STALE_AFTER_SECS - 60);
+        let stale_in_use = name(now - STALE_AFTER_SECS - 60);
+        let fresh = name(now - 60);
+        let other = format!("reap_{}", uuid::Uuid::new_v4().simple());
+        for db in [&stale, &stale_in_use, &fresh, &other] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{db}\"")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        let user = sqlx::PgConnection::connect(&format!("{server}/{stale_in_use}"))
+            .await
+            .unwrap();
+
+        let reap_from = server.clone();
+        tokio::task::spawn_blocking(move || reap_stale(&reap_from))
+            .await
+            .unwrap();
+
+        let exists = async |admin: &mut sqlx::PgConnection, db: &str| -> bool {
+            sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                .bind(db)
+                .fetch_one(admin)
+                .await
+                .unwrap()
+        };
+        assert!(!exists(&mut admin, &stale).await, "{stale} is reaped");
+        assert!(exists(&mut admin, &stale_in_use).await, "in use: kept");
+        assert!(exists(&mut admin, &fresh).await, "fresh: kept");
+        assert!(
+            exists(&mut admin, &other).await,
+            "not a test database: kept"
+        );
+        user.close().await.unwrap();
+        for db in [&stale_in_use, &fresh, &other] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("drop database \"{db}\"")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
     }
 
     #[tokio::test]
@@ -1886,7 +1940,7 @@ mod postgres_only {
             .fetch_one(direct.pool())
             .await
             .unwrap();
-        let server: PgConnectOptions = super::database_server_url().parse().unwrap();
+        let server: PgConnectOptions = super::test_database::database_server_url().parse().unwrap();
         let upstream = tokio::net::lookup_host((server.get_host(), server.get_port()))
             .await
             .unwrap()

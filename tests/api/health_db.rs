@@ -70,8 +70,8 @@ async fn health_follows_the_database_and_calls_fail_unavailable_while_it_is_gone
     let proxy_addr = proxy.addr;
     let app = spawn_app_with(|args| {
         args.database.database_url = Some(format!(
-            "postgres://postgres@{proxy_addr}/test_{}",
-            uuid::Uuid::new_v4().simple()
+            "postgres://postgres@{proxy_addr}/{}",
+            crate::test_database::fresh_database_name()
         ));
         args.health_probe_interval_ms = 100;
     })
@@ -115,8 +115,8 @@ async fn app_behind(proxy: &Proxy, configure: impl FnOnce(&mut ServeArgs)) -> Te
     let proxy_addr = proxy.addr;
     spawn_app_with(|args| {
         args.database.database_url = Some(format!(
-            "postgres://postgres@{proxy_addr}/test_{}",
-            uuid::Uuid::new_v4().simple()
+            "postgres://postgres@{proxy_addr}/{}",
+            crate::test_database::fresh_database_name()
         ));
         args.health_probe_interval_ms = 100;
         configure(args);

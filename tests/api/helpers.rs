@@ -31,22 +31,19 @@ pub(crate) enum Backend {
     Sqlite,
 }
 
-/// The server of `TEST_DATABASE_URL` (default: the local PostgreSQL).
-pub(crate) fn database_server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
-}
-
 /// The URL of a database no other test uses, on this binary's backend
 /// (created on first connect).
 pub(crate) fn fresh_database_url() -> String {
-    let name = uuid::Uuid::new_v4().simple();
     match crate::BACKEND {
-        Backend::Postgres => format!("{}/test_{name}", database_server_url()),
+        Backend::Postgres => format!(
+            "{}/{}",
+            crate::test_database::database_server_url(),
+            crate::test_database::fresh_database_name()
+        ),
         Backend::Sqlite => format!(
             "sqlite://{}",
             std::env::temp_dir()
-                .join(format!("als-test-{name}"))
+                .join(format!("als-test-{}", uuid::Uuid::new_v4().simple()))
                 .join("account-link.db")
                 .display()
         ),

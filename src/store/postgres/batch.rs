@@ -341,7 +341,10 @@ mod tests {
     async fn new_store() -> PgStore {
         let server = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let url = format!("{server}/test_{}", Uuid::new_v4().simple());
+        // `test_<unix seconds>_<uuid>`, the name the integration tests'
+        // reaper knows (tests/support/test_database.rs).
+        let secs = time::OffsetDateTime::now_utc().unix_timestamp();
+        let url = format!("{server}/test_{secs}_{}", Uuid::new_v4().simple());
         PgStore::connect(&url, 1).await.expect("a new database")
     }
 
