@@ -1758,11 +1758,14 @@ mod postgres_only {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let name = |secs: u64| format!("test_{secs}_{}", uuid::Uuid::new_v4().simple());
+        // A prefix of this test's own, so that the reapers of the tests
+        // running beside it leave these databases to this one.
+        const PREFIX: &str = "reaptest_";
+        let name = |secs: u64| format!("{PREFIX}{secs}_{}", uuid::Uuid::new_v4().simple());
         let stale = name(now - STALE_AFTER_SECS - 60);
         let stale_in_use = name(now - STALE_AFTER_SECS - 60);
         let fresh = name(now - 60);
-        let other = format!("reap_{}", uuid::Uuid::new_v4().simple());
+        let other = format!("reaptest_{}", uuid::Uuid::new_v4().simple());
         for db in [&stale, &stale_in_use, &fresh, &other] {
             sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{db}\"")))
                 .execute(&mut admin)
@@ -1774,8 +1777,9 @@ mod postgres_only {
             .unwrap();
 
         let reap_from = server.clone();
-        tokio::task::spawn_blocking(move || reap_stale(&reap_from))
+        tokio::task::spawn_blocking(move || reap_stale(&reap_from, PREFIX).join())
             .await
+            .unwrap()
             .unwrap();
 
         let exists = async |admin: &mut sqlx::PgConnection, db: &str| -> bool {

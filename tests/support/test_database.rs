@@ -18,6 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// longer than any one test runs.
 pub(crate) const STALE_AFTER_SECS: u64 = 3600;
 
+/// The prefix of the test databases' names.
+const PREFIX: &str = "test_";
+
 /// The server of `TEST_DATABASE_URL` (default: the local PostgreSQL), with no
 /// database name.
 pub(crate) fn database_server_url() -> String {
@@ -31,8 +34,14 @@ pub(crate) fn database_server_url() -> String {
 /// docs); it waits at most 10 s for that.
 pub(crate) fn fresh_database_name() -> String {
     static REAP: Once = Once::new();
-    REAP.call_once(|| reap_stale(&database_server_url()));
-    format!("test_{}_{}", unix_secs(), uuid::Uuid::new_v4().simple())
+    REAP.call_once(|| {
+        let reaper = reap_stale(&database_server_url(), PREFIX);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !reaper.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    format!("{PREFIX}{}_{}", unix_secs(), uuid::Uuid::new_v4().simple())
 }
 
 fn unix_secs() -> u64 {
@@ -43,20 +52,22 @@ fn unix_secs() -> u64 {
 
 /// The creation time (unix seconds) of a test database from its name, if it
 /// is one.
-fn created_at(name: &str) -> Option<u64> {
-    let (secs, uuid) = name.strip_prefix("test_")?.split_once('_')?;
+fn created_at(name: &str, prefix: &str) -> Option<u64> {
+    let (secs, uuid) = name.strip_prefix(prefix)?.split_once('_')?;
     (uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| secs.parse().ok())
         .flatten()
 }
 
-/// Drops the test databases of `server` older than [`STALE_AFTER_SECS`] that
-/// nobody is connected to. Best effort: any failure (the server is down, a
-/// database is in use) leaves the databases as they are. Runs on a thread of
-/// its own, so it can be called from inside a tokio runtime.
-pub(crate) fn reap_stale(server: &str) {
+/// Drops the databases of `server` named `<prefix><unix seconds>_<uuid>`
+/// (`prefix` is `test_` but in the reaper's own test) older than
+/// [`STALE_AFTER_SECS`] that nobody is connected to, on a thread of its own
+/// (so it can be started from inside a tokio runtime); join it to wait for
+/// the end. Best effort: any failure (the server is down, a database is in
+/// use) leaves the databases as they are.
+pub(crate) fn reap_stale(server: &str, prefix: &'static str) -> std::thread::JoinHandle<()> {
     let admin = format!("{server}/postgres");
-    let reaper = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -71,8 +82,9 @@ pub(crate) fn reap_stale(server: &str) {
                 return;
             };
             let Ok(names) = sqlx::query_scalar::<_, String>(
-                "select datname from pg_database where datname like 'test\\_%'",
+                "select datname from pg_database where starts_with(datname, $1)",
             )
+            .bind(prefix)
             .fetch_all(&mut conn)
             .await
             else {
@@ -80,8 +92,8 @@ pub(crate) fn reap_stale(server: &str) {
             };
             let cutoff = unix_secs().saturating_sub(STALE_AFTER_SECS);
             for name in names {
-                if created_at(&name).is_some_and(|at| at < cutoff) {
-                    // `name` matched `test_<digits>_<32 hex digits>` above.
+                if created_at(&name, prefix).is_some_and(|at| at < cutoff) {
+                    // `name` matched `<prefix><digits>_<32 hex digits>` above.
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "drop database if exists \"{name}\""
                     )))
@@ -90,9 +102,5 @@ pub(crate) fn reap_stale(server: &str) {
                 }
             }
         });
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !reaper.is_finished() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
