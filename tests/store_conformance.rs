@@ -1744,6 +1744,60 @@ mod postgres_only {
         .unwrap()
     }
 
+    /// A group-commit writer's connection counts as open while a batch holds
+    /// it (`accountlink_db_pool_connections{state="open"}`), not only while
+    /// it is kept idle between batches.
+    #[tokio::test]
+    async fn pool_status_counts_a_writers_connection_while_a_batch_holds_it() {
+        let store = open_postgres().await;
+        store
+            .append_audit_event(&event("GetAccountLink", "alice", now_micros()))
+            .await
+            .unwrap();
+        // Hold the chain head, so the next batch waits inside its statement.
+        let mut head = store.pool().begin().await.unwrap();
+        sqlx::query("select 1 from audit_chain for update")
+            .execute(&mut *head)
+            .await
+            .unwrap();
+        let append = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .append_audit_event(&event("GetAccountLink", "bob", now_micros()))
+                    .await
+            }
+        });
+        // A real database's lock wait: poll until the batch is waiting.
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity \
+                 where datname = current_database() and wait_event_type = 'Lock'",
+            )
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let in_use = |store: &PgStore| {
+            let pool = store.pool();
+            pool.size() - u32::try_from(pool.num_idle()).unwrap()
+        };
+        let during = store.pool_status();
+        assert_eq!(
+            during.open - during.idle,
+            in_use(&store) + 1,
+            "the pool's connection in use (the head's lock) and the busy writer's: {during:?}"
+        );
+        head.rollback().await.unwrap();
+        assert_eq!(append.await.unwrap().unwrap(), 2);
+        let after = store.pool_status();
+        assert_eq!(after.open - after.idle, in_use(&store), "{after:?}");
+    }
+
     /// Left-over test databases are dropped once they are stale and nobody
     /// uses them; fresh ones, databases in use and other names stay.
     #[tokio::test]

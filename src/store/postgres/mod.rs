@@ -160,13 +160,15 @@ impl Store for PgStore {
         Ok(())
     }
 
-    /// The pool and the writers' connections together (a writer's
-    /// connection counts as open and idle while kept between batches).
+    /// The pool and the writers' connections together: a writer's
+    /// connection counts as open while a batch holds it or while it is kept
+    /// between batches, and as idle only while kept.
     fn pool_status(&self) -> PoolStatus {
+        let open = self.writers.iter().filter(|w| w.is_open()).count();
         let kept = self.writers.iter().filter(|w| w.is_idle()).count();
         let idle = self.pool.num_idle() + kept;
         PoolStatus {
-            open: self.pool.size() + u32::try_from(kept).unwrap_or(u32::MAX),
+            open: self.pool.size() + u32::try_from(open).unwrap_or(u32::MAX),
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
             max: self.pool.options().get_max_connections()
                 + u32::try_from(self.writers.len()).unwrap_or(u32::MAX),

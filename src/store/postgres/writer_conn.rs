@@ -38,6 +38,7 @@
 //! it was made. `writer_plans_probe_the_primary_key_on_an_empty_database`
 //! checks the plan of [`super::batch`]'s statement.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -82,6 +83,8 @@ pub(super) struct WriterConnection {
     /// The idle connection and when it was last given back; `None` while a
     /// batch holds it, and before the first or after a failed batch.
     idle: Arc<Mutex<Option<(PgConnection, Instant)>>>,
+    /// Whether a batch holds a connection, for [`WriterConnection::is_open`].
+    busy: Arc<AtomicBool>,
 }
 
 impl WriterConnection {
@@ -92,6 +95,7 @@ impl WriterConnection {
         Self {
             options: Arc::new(options),
             idle: Arc::default(),
+            busy: Arc::default(),
         }
     }
 
@@ -113,6 +117,7 @@ impl WriterConnection {
         batch: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.take().await?;
+        let _busy = Busy::hold(&self.busy);
         let result = tokio::time::timeout(BATCH_TIMEOUT, batch(&mut conn))
             .await
             .unwrap_or(Err(StoreError::BatchTimedOut(BATCH_TIMEOUT)));
@@ -154,6 +159,11 @@ impl WriterConnection {
         }
     }
 
+    /// Whether a connection is open: kept between batches, or held by one.
+    pub(super) fn is_open(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) || self.is_idle()
+    }
+
     /// Whether a connection is kept (idle between batches).
     pub(super) fn is_idle(&self) -> bool {
         self.idle
@@ -172,5 +182,22 @@ impl WriterConnection {
         if let Some((conn, _)) = kept {
             let _ = conn.close().await;
         }
+    }
+}
+
+/// Marks a writer's connection held by a batch until dropped, also when the
+/// batch's future is dropped half-way.
+struct Busy<'a>(&'a AtomicBool);
+
+impl<'a> Busy<'a> {
+    fn hold(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Relaxed);
+        Self(flag)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
