@@ -556,44 +556,40 @@ fn command_line(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Drops the bench databases (connections are gone or forced out).
-fn drop_databases(server_url: &str, names: &[String]) -> anyhow::Result<()> {
-    if names.is_empty() {
-        return Ok(());
-    }
+/// Runs `statements` one after another on the server's `postgres` database.
+fn on_server(server_url: &str, statements: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let mut conn = sqlx::PgConnection::connect(&format!("{server_url}/postgres")).await?;
-        for name in names {
-            // `name` is `bench_tput_` and hex digits, made by this program.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop database if exists \"{name}\" with (force)"
-            )))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("cannot drop database {name}"))?;
+        for sql in statements {
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .execute(&mut conn)
+                .await
+                .with_context(|| format!("cannot run `{sql}`"))?;
         }
         conn.close().await?;
         anyhow::Ok(())
     })
 }
 
+/// Drops the bench databases (connections are gone or forced out).
+fn drop_databases(server_url: &str, names: &[String]) -> anyhow::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    // Each name is `bench_tput_` and hex digits, made by this program.
+    let drops: Vec<String> = names
+        .iter()
+        .map(|name| format!("drop database if exists \"{name}\" with (force)"))
+        .collect();
+    on_server(server_url, &drops)
+}
+
 /// Creates the database `name` (a `bench_tput_` name made by this program).
 fn create_database(server_url: &str, name: &str) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&format!("{server_url}/postgres")).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("cannot create database {name}"))?;
-        conn.close().await?;
-        anyhow::Ok(())
-    })
+    on_server(server_url, &[format!("create database \"{name}\"")])
 }
 
 /// A fresh `bench_tput_<hex>` database name.
@@ -680,61 +676,48 @@ fn run_all(bench: &mut Bench, databases: &mut Vec<String>) -> anyhow::Result<Vec
         rows.push(bench.load(BARE, "create", 16, &targets, &watched)?);
     }
 
-    {
-        let (emulator, endpoint) = bench.emulator("direct-emulator")?;
+    // The direct-SDK server, then the same with its durable log (the floor).
+    for (setup, durable) in [(DIRECT, false), (DURABLE, true)] {
+        let (emulator, endpoint) = bench.emulator(if durable {
+            "durable-emulator"
+        } else {
+            "direct-emulator"
+        })?;
         let port = free_port()?;
-        let direct = bench.start(
-            "direct",
-            &bench.programs.direct,
-            &[
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--endpoint-url".into(),
-                endpoint,
-            ],
-            port,
-        )?;
-        let targets = [format!("http://127.0.0.1:{port}")];
-        let watched = Watched {
-            servers: vec![direct.pid()],
-            emulator: Some(emulator.pid()),
-            database: None,
-        };
-        for c in gets {
-            rows.push(bench.load(DIRECT, "get", c, &targets, &watched)?);
-        }
-        rows.push(bench.load(DIRECT, "create", 16, &targets, &watched)?);
-    }
-
-    {
-        let (emulator, endpoint) = bench.emulator("durable-emulator")?;
-        let name = database_name();
-        create_database(&bench.server_url, &name)?;
-        databases.push(name.clone());
-        let port = free_port()?;
-        let durable = bench.start(
-            "durable",
-            &bench.programs.direct,
-            &[
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--endpoint-url".into(),
-                endpoint,
+        let mut args = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--endpoint-url".into(),
+            endpoint,
+        ];
+        let database = if durable {
+            let name = database_name();
+            create_database(&bench.server_url, &name)?;
+            databases.push(name.clone());
+            args.extend([
                 "--durable-log".into(),
                 format!("{}/{name}", bench.server_url),
-            ],
+            ]);
+            Some(name)
+        } else {
+            None
+        };
+        let server = bench.start(
+            if durable { "durable" } else { "direct" },
+            &bench.programs.direct,
+            &args,
             port,
         )?;
         let targets = [format!("http://127.0.0.1:{port}")];
         let watched = Watched {
-            servers: vec![durable.pid()],
+            servers: vec![server.pid()],
             emulator: Some(emulator.pid()),
-            database: Some(name.as_str()),
+            database: database.as_deref(),
         };
         for c in gets {
-            rows.push(bench.load(DURABLE, "get", c, &targets, &watched)?);
+            rows.push(bench.load(setup, "get", c, &targets, &watched)?);
         }
-        rows.push(bench.load(DURABLE, "create", 16, &targets, &watched)?);
+        rows.push(bench.load(setup, "create", 16, &targets, &watched)?);
     }
 
     for (setup, postgres) in [(PG, true), (SQLITE, false)] {
