@@ -1744,6 +1744,19 @@ mod postgres_only {
         .unwrap()
     }
 
+    /// Appends an event by `principal` on a task of its own.
+    fn spawn_append(
+        store: &PgStore,
+        principal: &'static str,
+    ) -> tokio::task::JoinHandle<Result<i64, StoreError>> {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append_audit_event(&event("GetAccountLink", principal, now_micros()))
+                .await
+        })
+    }
+
     /// A group-commit writer's connection counts as open while a batch holds
     /// it (`accountlink_db_pool_connections{state="open"}`), not only while
     /// it is kept idle between batches.
@@ -1760,14 +1773,7 @@ mod postgres_only {
             .execute(&mut *head)
             .await
             .unwrap();
-        let append = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .append_audit_event(&event("GetAccountLink", "bob", now_micros()))
-                    .await
-            }
-        });
+        let append = spawn_append(&store, "bob");
         // A real database's lock wait: poll until the batch is waiting.
         loop {
             let waiting: i64 = sqlx::query_scalar(
@@ -2027,14 +2033,7 @@ mod postgres_only {
             .unwrap();
         proxy.freeze();
 
-        let append = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .append_audit_event(&event("GetAccountLink", "bob", now_micros()))
-                    .await
-            }
-        });
+        let append = spawn_append(&store, "bob");
         let claim = tokio::spawn({
             let store = store.clone();
             async move {
