@@ -16,17 +16,28 @@
 //!   PERMISSION_DENIED, Conflict -> ALREADY_EXISTS, Throttling ->
 //!   UNAVAILABLE, anything else -> INTERNAL).
 //!
-//! - With `--durable-log <postgres url>` it is the floor of a durable audit
-//!   instead: every answer, OK or not, first waits until one line about it
-//!   (a JSON object of the method, the account, the link and the outcome,
-//!   about 100 bytes) has been committed to a table with nothing but a `bigserial`
+//! - With `--durable-log <url>` it is the floor of a durable audit instead:
+//!   every answer, OK or not, first waits until one line about it (a JSON
+//!   object of the method, the account, the link and the outcome, about 100
+//!   bytes) has been committed to a table with nothing but an integer
 //!   primary key. Lines go to one writer task over a channel; the writer
 //!   drains whatever is queued (at most 256, no wait), inserts them with one
-//!   `insert … select … from unnest($1)` on its own connection in autocommit,
-//!   and answers the batch after that commit (`synchronous_commit` as the
-//!   server has it). A failed batch answers UNAVAILABLE. No hash chain, no
+//!   statement on its own connection in autocommit (PostgreSQL:
+//!   `insert … select … from unnest($1)`, `synchronous_commit` as the server
+//!   has it; a `sqlite:` URL: `insert … select … from json_each($1)` into a
+//!   file in WAL mode with `synchronous=FULL`, as the service opens its own),
+//!   and answers the batch after that commit. A failed batch answers
+//!   UNAVAILABLE. No hash chain, no
 //!   other index, no trigger, no dedup: what any durable record of each RPC,
 //!   group-committed, costs on this machine (docs/benchmarks.md).
+//! - With `--durable-claims` as well, `CreateAccountLinkInvitation` first
+//!   waits until a claim of its client token (the account and the token, one
+//!   `text` primary key) has been committed to a second table by a second
+//!   writer of the same kind (`insert … on conflict do nothing`), and only
+//!   then calls AWS: the floor of DESIGN.md §5's phase 1, which must be
+//!   durable before the AWS call, so that a crash between the two cannot
+//!   apply a change twice. No fingerprint, lease, replay or completion: a
+//!   token already claimed goes on to AWS as a fresh one would.
 //!
 //! ```sh
 //! account-link-service emulator --listen 127.0.0.1:4566 &
@@ -63,10 +74,16 @@ struct Args {
     /// AWS Region.
     #[arg(long, default_value = "us-east-1")]
     region: String,
-    /// Commit one line per RPC to this PostgreSQL database before answering
-    /// (see the module docs); the table `durable_log` is created if missing.
+    /// Commit one line per RPC to this database before answering (see the
+    /// module docs): a PostgreSQL URL, or `sqlite://FILE?mode=rwc` for a
+    /// SQLite file; the table `durable_log` is created if missing.
     #[arg(long)]
     durable_log: Option<String>,
+    /// With `--durable-log`: commit a claim of each Create's client token to
+    /// the same database before its AWS call (see the module docs); the
+    /// table `durable_claim` is created if missing.
+    #[arg(long, requires = "durable_log")]
+    durable_claims: bool,
 }
 
 /// Most lines one batch of the durable log commits.
@@ -75,31 +92,112 @@ const LOG_BATCH: usize = 256;
 /// One line for the durable log and the waiter its commit answers.
 type LogLine = (String, tokio::sync::oneshot::Sender<bool>);
 
-/// The sending side of the durable log's writer (see the module docs).
+/// The durable log's table: its DDL and its batch insert, for PostgreSQL
+/// (the lines as `$1::text[]`) and for SQLite (the lines as a JSON array).
+const LOG_TABLE: Table = Table {
+    postgres: [
+        "create table if not exists durable_log (seq bigserial primary key, line text not null)",
+        "insert into durable_log (line) select unnest($1::text[])",
+    ],
+    sqlite: [
+        "create table if not exists durable_log (seq integer primary key, line text not null)",
+        "insert into durable_log (line) select value from json_each($1)",
+    ],
+};
+
+/// The durable claims' table, likewise.
+const CLAIM_TABLE: Table = Table {
+    postgres: [
+        "create table if not exists durable_claim (key text primary key)",
+        "insert into durable_claim (key) select unnest($1::text[]) on conflict do nothing",
+    ],
+    sqlite: [
+        "create table if not exists durable_claim (key text primary key)",
+        "insert or ignore into durable_claim (key) select value from json_each($1)",
+    ],
+};
+
+/// A table of lines: `[DDL, batch insert]` per database.
+#[derive(Debug, Clone, Copy)]
+struct Table {
+    postgres: [&'static str; 2],
+    sqlite: [&'static str; 2],
+}
+
+/// The writer's own connection.
+enum Sink {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Sink {
+    /// Opens `url`: a `sqlite:` URL is a file in WAL mode with
+    /// `synchronous=FULL`, as the service opens its own (every commit is
+    /// flushed); anything else is PostgreSQL.
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+        Ok(if url.starts_with("sqlite:") {
+            let options: SqliteConnectOptions = url.parse()?;
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full);
+            Self::Sqlite(sqlx::SqliteConnection::connect_with(&options).await?)
+        } else {
+            Self::Postgres(sqlx::PgConnection::connect(url).await?)
+        })
+    }
+
+    /// Runs `table`'s DDL.
+    async fn create(&mut self, table: Table) -> sqlx::Result<()> {
+        match self {
+            Self::Postgres(conn) => {
+                sqlx::query(table.postgres[0]).execute(conn).await?;
+            }
+            Self::Sqlite(conn) => {
+                sqlx::query(table.sqlite[0]).execute(conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts `lines` into `table` with one statement in autocommit: one
+    /// transaction, one commit.
+    async fn insert(&mut self, table: Table, lines: &[String]) -> anyhow::Result<()> {
+        match self {
+            Self::Postgres(conn) => {
+                sqlx::query(table.postgres[1])
+                    .bind(lines)
+                    .execute(conn)
+                    .await?;
+            }
+            Self::Sqlite(conn) => {
+                sqlx::query(table.sqlite[1])
+                    .bind(serde_json::to_string(lines)?)
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sending side of a group-commit writer of lines (see the module docs).
 #[derive(Debug, Clone)]
 struct DurableLog(tokio::sync::mpsc::Sender<LogLine>);
 
 impl DurableLog {
-    /// Connects to `url`, creates the table and starts the writer task.
-    async fn start(url: &str) -> anyhow::Result<Self> {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(
-            "create table if not exists durable_log \
-             (seq bigserial primary key, line text not null)",
-        )
-        .execute(&mut conn)
-        .await?;
+    /// Connects to `url`, creates `table` and starts the writer task.
+    async fn start(url: &str, table: Table) -> anyhow::Result<Self> {
+        let mut sink = Sink::open(url).await?;
+        sink.create(table).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<LogLine>(4 * LOG_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(LOG_BATCH);
             while rx.recv_many(&mut batch, LOG_BATCH).await > 0 {
                 let (lines, waiters): (Vec<String>, Vec<_>) = batch.drain(..).unzip();
-                let ok = sqlx::query("insert into durable_log (line) select unnest($1::text[])")
-                    .bind(&lines)
-                    .execute(&mut conn)
-                    .await
-                    .is_ok();
+                let ok = sink.insert(table, &lines).await.is_ok();
                 for waiter in waiters {
                     let _ = waiter.send(ok);
                 }
@@ -126,6 +224,7 @@ struct DirectSdk {
     base: SdkConfig,
     clients: RwLock<HashMap<String, Client>>,
     log: Option<DurableLog>,
+    claims: Option<DurableLog>,
 }
 
 impl DirectSdk {
@@ -238,6 +337,9 @@ impl AccountLinkService for DirectSdk {
             } else {
                 request.client_token
             };
+            if let Some(claims) = &self.claims {
+                claims.record(format!("{account}/{client_token}")).await?;
+            }
             let output = client
                 .create_account_link_invitation()
                 .target_account_id(request.target_account_id)
@@ -329,13 +431,18 @@ async fn main() -> anyhow::Result<()> {
         .load()
         .await;
     let log = match &args.durable_log {
-        Some(url) => Some(DurableLog::start(url).await?),
+        Some(url) => Some(DurableLog::start(url, LOG_TABLE).await?),
         None => None,
+    };
+    let claims = match (&args.durable_log, args.durable_claims) {
+        (Some(url), true) => Some(DurableLog::start(url, CLAIM_TABLE).await?),
+        _ => None,
     };
     let service = DirectSdk {
         base,
         clients: RwLock::new(HashMap::new()),
         log,
+        claims,
     };
     anchor::serve(args.listen, service, "direct sdk server").await
 }

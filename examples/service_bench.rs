@@ -5,16 +5,20 @@
 //! 1. the bare tonic server over our proto (`examples/bare_tonic_server.rs`);
 //! 2. the direct-SDK server (`examples/direct_sdk_server.rs`) against a
 //!    standalone `account-link-service emulator`, then the same server with
-//!    `--durable-log` on a fresh PostgreSQL database: the floor of a durable,
-//!    group-committed record of every RPC, with no hash chain, index or dedup;
+//!    `--durable-log --durable-claims`, once on a fresh PostgreSQL database
+//!    and once on a fresh SQLite file: the floors of each store, a durable,
+//!    group-committed line about every RPC before its answer and, for a
+//!    Create, a durable claim of its client token before the AWS call (what
+//!    DESIGN.md §5 requires), with no hash chain, query index or fingerprint;
 //! 3. the service (`serve --dev --aws-endpoint-url`) on a fresh PostgreSQL
 //!    database, against its own standalone emulator;
 //! 4. the service on a fresh SQLite file, likewise;
 //! 5. one, then three service replicas on one fresh PostgreSQL database
 //!    (GetAccountLink at c = 64, split over the replicas).
 //!
-//! Setups 1 to 4 (and the durable-log floor) run GetAccountLink at c = 1, 16, 64 (the service also at
-//! 256) and CreateAccountLinkInvitation at c = 16 over 16 source accounts.
+//! Setups 1 to 4 (and the floors) run GetAccountLink at c = 1, 16, 64 (the
+//! service also at 256) and CreateAccountLinkInvitation at c = 16 over 16
+//! source accounts.
 //! Every setup gets its own emulator, so none sees another's links. The
 //! service runs with its defaults except the local upstream rate limit,
 //! which is raised out of the way (`--upstream-rate-per-sec`,
@@ -70,7 +74,7 @@ struct Args {
     quick: bool,
     /// The PostgreSQL server (no database name); the benchmark creates
     /// `bench_tput_<hex>` databases there (the service migrates its own; the
-    /// durable-log floor's is created here) and drops them.
+    /// PostgreSQL floor's is created here) and drops them.
     #[arg(
         long,
         env = "BENCH_SERVER_URL",
@@ -645,7 +649,8 @@ fn main() -> anyhow::Result<()> {
 
 const BARE: &str = "bare tonic";
 const DIRECT: &str = "direct SDK";
-const DURABLE: &str = "direct SDK + durable log";
+const FLOOR_PG: &str = "floor + PostgreSQL";
+const FLOOR_SQLITE: &str = "floor + SQLite";
 const PG: &str = "service + PostgreSQL";
 const SQLITE: &str = "service + SQLite";
 const PG_ONE: &str = "1 replica, PostgreSQL";
@@ -676,13 +681,14 @@ fn run_all(bench: &mut Bench, databases: &mut Vec<String>) -> anyhow::Result<Vec
         rows.push(bench.load(BARE, "create", 16, &targets, &watched)?);
     }
 
-    // The direct-SDK server, then the same with its durable log (the floor).
-    for (setup, durable) in [(DIRECT, false), (DURABLE, true)] {
-        let (emulator, endpoint) = bench.emulator(if durable {
-            "durable-emulator"
-        } else {
-            "direct-emulator"
-        })?;
+    // The direct-SDK server, then the same with its durable records on
+    // each store (the floors).
+    for (setup, name) in [
+        (DIRECT, "direct"),
+        (FLOOR_PG, "floor-pg"),
+        (FLOOR_SQLITE, "floor-sqlite"),
+    ] {
+        let (emulator, endpoint) = bench.emulator(&format!("{name}-emulator"))?;
         let port = free_port()?;
         let mut args = vec![
             "--listen".into(),
@@ -690,24 +696,26 @@ fn run_all(bench: &mut Bench, databases: &mut Vec<String>) -> anyhow::Result<Vec
             "--endpoint-url".into(),
             endpoint,
         ];
-        let database = if durable {
-            let name = database_name();
-            create_database(&bench.server_url, &name)?;
-            databases.push(name.clone());
-            args.extend([
-                "--durable-log".into(),
-                format!("{}/{name}", bench.server_url),
-            ]);
-            Some(name)
-        } else {
-            None
+        let mut database = None;
+        let log = match setup {
+            FLOOR_PG => {
+                let db = database_name();
+                create_database(&bench.server_url, &db)?;
+                databases.push(db.clone());
+                let url = format!("{}/{db}", bench.server_url);
+                database = Some(db);
+                Some(url)
+            }
+            FLOOR_SQLITE => Some(format!(
+                "sqlite://{}?mode=rwc",
+                bench.dir.join("floor.db").display()
+            )),
+            _ => None,
         };
-        let server = bench.start(
-            if durable { "durable" } else { "direct" },
-            &bench.programs.direct,
-            &args,
-            port,
-        )?;
+        if let Some(url) = log {
+            args.extend(["--durable-log".into(), url, "--durable-claims".into()]);
+        }
+        let server = bench.start(name, &bench.programs.direct, &args, port)?;
         let targets = [format!("http://127.0.0.1:{port}")];
         let watched = Watched {
             servers: vec![server.pid()],
@@ -874,27 +882,26 @@ fn render(args: &Args, rows: &[Row]) -> String {
     }
 
     md.push_str(
-        "\nThe issue's goals, against the direct-SDK server of the same run; the last \
-         column is the floor: the direct-SDK server with a durable, group-committed \
-         log line per RPC and nothing else:\n\n",
+        "\nThe issue's goals, against the direct-SDK server of the same run; the two \
+         floor columns are the direct-SDK server with a durable, group-committed line \
+         per RPC and, for a Create, a durable claim before the AWS call, on each \
+         store, and nothing else:\n\n",
     );
     md.push_str(
-        "| goal | PostgreSQL | SQLite | durable-log floor | target |\n|---|---:|---:|---:|---|\n",
+        "| goal | PostgreSQL | SQLite | floor, PostgreSQL | floor, SQLite | target |\n\
+         |---|---:|---:|---:|---:|---|\n",
     );
     let get = |setup: &str, c: usize| find(rows, setup, "get", c).map(|r| &r.report);
     let both = |f: &dyn Fn(&str) -> Option<f64>| {
-        [PG, SQLITE, DURABLE].map(|s| f(s).map_or_else(|| "–".to_owned(), |v| v.to_string()))
+        [PG, SQLITE, FLOOR_PG, FLOOR_SQLITE]
+            .map(|s| f(s).map_or_else(|| "–".to_owned(), |v| v.to_string()))
     };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some((a / b * 100.0).round() / 100.0),
         _ => None,
     };
-    let mut goal = |name: &str, cells: [String; 3], target: &str| {
-        let _ = writeln!(
-            md,
-            "| {name} | {} | {} | {} | {target} |",
-            cells[0], cells[1], cells[2]
-        );
+    let mut goal = |name: &str, cells: [String; 4], target: &str| {
+        let _ = writeln!(md, "| {name} | {} | {target} |", cells.join(" | "));
     };
     for c in [16, 64] {
         goal(
@@ -948,6 +955,7 @@ fn render(args: &Args, rows: &[Row]) -> String {
         "Get c=64 rps, 3 replicas / 1 replica",
         [
             replicas.map_or_else(|| "–".to_owned(), |v| v.to_string()),
+            "–".to_owned(),
             "–".to_owned(),
             "–".to_owned(),
         ],
