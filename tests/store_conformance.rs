@@ -2114,6 +2114,27 @@ mod sqlite_only {
     }
 
     #[tokio::test]
+    async fn the_writer_checkpoints_every_10_000_pages_and_keeps_temp_data_in_memory() {
+        use account_link_service::store::sqlite::WAL_SIZE_LIMIT;
+        let store = open_sqlite().await;
+        let pragma = async |pool: &sqlx::SqlitePool, name: &str| -> i64 {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("pragma {name}")))
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        };
+        let writer = store.writer();
+        assert_eq!(pragma(writer, "wal_autocheckpoint").await, 10_000);
+        assert_eq!(
+            pragma(writer, "journal_size_limit").await,
+            i64::try_from(WAL_SIZE_LIMIT).unwrap()
+        );
+        // 2 = MEMORY: statement journals and sorts never spill to files.
+        assert_eq!(pragma(writer, "temp_store").await, 2);
+        assert_eq!(pragma(store.reader(), "temp_store").await, 2);
+    }
+
+    #[tokio::test]
     async fn insert_or_replace_cannot_swap_an_audit_row() {
         let store = open_sqlite().await;
         for _ in 0..2 {

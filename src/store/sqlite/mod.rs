@@ -20,6 +20,24 @@
 //!   never fail half-way with `SQLITE_BUSY` because another process (the
 //!   `audit` subcommands, `migrate`) wrote in between; it waits instead.
 //! - **busy timeout** of 5 s: how long such a wait may last.
+//! - **`temp_store=MEMORY`**: a statement that may fail half-way inside a
+//!   transaction keeps a statement journal of the pages it changes, and
+//!   with the default file temp store SQLite spills it to a new file in
+//!   `/var/tmp` (created, unlinked, written) once it passes 64 KiB, which a
+//!   batch's multi-row `insert` over a dozen indexes does: one such file
+//!   per batch on the writer's critical path. In memory instead (the same
+//!   for the readers' sorts).
+//! - **`wal_autocheckpoint` of 10 000 pages** on the writer (SQLite's
+//!   default is 1 000; about 40 MiB of WAL instead of 4 MiB): the commit
+//!   that passes it copies the WAL's pages back into the database file, on
+//!   the one writer's time. A batch's hot pages (the right edges of the
+//!   indexes, the chain head) are in the WAL many times over; checkpointing
+//!   ten times less often writes each back ten times less often. Durability
+//!   does not change: a commit is durable once in the WAL. After a
+//!   checkpoint the WAL file is cut back to [`WAL_SIZE_LIMIT`]
+//!   (`journal_size_limit`) when it outgrew it (readers can hold a
+//!   checkpoint back). docs/benchmarks.md, "The contract's floor on each
+//!   store", has the measurements.
 //! - A separate pool of read-only connections for reads.
 //!
 //! Leases and expiry use the host's clock: one file serves one host.
@@ -65,6 +83,15 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a connection waits for another's write lock (`busy_timeout`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// WAL pages after which the writer's commit checkpoints
+/// (`wal_autocheckpoint`; see the module docs).
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// The size in bytes the WAL file is cut back to after a checkpoint
+/// (`journal_size_limit`): a little more than
+/// [`WAL_AUTOCHECKPOINT_PAGES`] pages of 4 KiB and their frame headers.
+pub const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The statement that opens every write transaction.
 const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
@@ -149,7 +176,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
         if create
             && let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -162,7 +190,12 @@ impl SqliteStore {
             // Writers queue here for the one connection; each holds it for
             // one short transaction.
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string()),
+            )
             .await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
