@@ -158,7 +158,7 @@ pub async fn retain(
     let started = std::time::Instant::now();
     let deleted = store
         .retain_through(chain_id, checkpoint.to_seq, |deleted| AuditEvent {
-            event_id: uuid::Uuid::new_v4(),
+            event_id: AuditEvent::new_event_id(),
             event_time: super::now_micros(),
             method: "AuditRetention".into(),
             read_only: false,

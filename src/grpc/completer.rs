@@ -303,7 +303,7 @@ fn recovered_event(
         ),
     };
     AuditEvent {
-        event_id: Uuid::new_v4(),
+        event_id: AuditEvent::new_event_id(),
         event_time: crate::audit::now_micros(),
         method: operation.method().to_owned(),
         read_only: false,

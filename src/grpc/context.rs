@@ -146,7 +146,7 @@ impl CallContext {
 
     fn base_event(&self, draft: AuditDraft) -> AuditEvent {
         AuditEvent {
-            event_id: Uuid::new_v4(),
+            event_id: AuditEvent::new_event_id(),
             event_time: crate::audit::now_micros(),
             method: self.method.to_owned(),
             read_only: self.read_only,

@@ -61,7 +61,8 @@ impl IdempotencyOutcome {
 /// One audit event: one per RPC, whatever its outcome.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    /// Unique id (UUIDv4).
+    /// Unique id: a UUIDv7 from [`AuditEvent::new_event_id`] (UUIDv4 in
+    /// events written before 2026-12-07; both stay valid).
     pub event_id: Uuid,
     /// Completion time, UTC.
     pub event_time: OffsetDateTime,
@@ -99,6 +100,22 @@ pub struct AuditEvent {
     pub client_token_sha256: Option<String>,
     /// Time from receipt to answer, in microseconds.
     pub duration_us: u64,
+}
+
+impl AuditEvent {
+    /// A new `event_id`: a UUIDv7 (RFC 9562 §5.7), whose first 48 bits are
+    /// the Unix time in milliseconds and the rest random. Ids made later
+    /// sort later, so the primary-key index of `audit_event` grows at its
+    /// right edge instead of taking each insert to a random page, as UUIDv4
+    /// did: a page that on SQLite is written whole to the WAL at the
+    /// commit, and on PostgreSQL is read from disk and logged whole after
+    /// each checkpoint once the index outgrows the cache
+    /// (docs/benchmarks.md, "The contract's floor on each store"). It is no
+    /// ordering of the trail: `seq` is.
+    #[must_use]
+    pub fn new_event_id() -> Uuid {
+        Uuid::now_v7()
+    }
 }
 
 /// The chain every event is appended to.

@@ -1,0 +1,13 @@
+-- The index of audit_event that no query reads (issue 10), as PostgreSQL
+-- dropped it in its 20261204000001.
+--
+-- No query of the service filters by request_id (ListAuditEvents has no
+-- such filter). Its keys are random (a UUIDv4 per RPC that brings no
+-- x-request-id), so every event landed on a random page of the index, and
+-- in WAL mode every page a transaction changes is written whole (4 KiB) to
+-- the WAL at its commit and once more to the database file at the next
+-- checkpoint. The single writer spends that time for every batch
+-- (docs/benchmarks.md, "The contract's floor on each store"). SQLite's
+-- `(chain_id, event_time)` index stays: its time-range queries read it
+-- (src/store/sqlite/audit_query.rs).
+drop index audit_event_request_id_idx;
