@@ -2095,21 +2095,24 @@ mod sqlite_only {
     use super::suite::{event, rows, verified};
     use super::{open_sqlite, raw_sqlite};
 
+    /// The value of `pragma <name>` on a connection of `pool`.
+    async fn pragma<T>(pool: &sqlx::SqlitePool, name: &str) -> T
+    where
+        T: sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite> + Send + Unpin,
+    {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("pragma {name}")))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn the_writer_runs_wal_with_synchronous_full() {
         let store = open_sqlite().await;
-        let mode: String = sqlx::query_scalar("pragma journal_mode")
-            .fetch_one(store.writer())
-            .await
-            .unwrap();
-        let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
-            .fetch_one(store.writer())
-            .await
-            .unwrap();
-        let busy: i64 = sqlx::query_scalar("pragma busy_timeout")
-            .fetch_one(store.writer())
-            .await
-            .unwrap();
+        let writer = store.writer();
+        let mode: String = pragma(writer, "journal_mode").await;
+        let synchronous: i64 = pragma(writer, "synchronous").await;
+        let busy: i64 = pragma(writer, "busy_timeout").await;
         assert_eq!((mode.as_str(), synchronous, busy), ("wal", 2, 5000));
     }
 
@@ -2117,21 +2120,15 @@ mod sqlite_only {
     async fn the_writer_checkpoints_every_10_000_pages_and_keeps_temp_data_in_memory() {
         use account_link_service::store::sqlite::WAL_SIZE_LIMIT;
         let store = open_sqlite().await;
-        let pragma = async |pool: &sqlx::SqlitePool, name: &str| -> i64 {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("pragma {name}")))
-                .fetch_one(pool)
-                .await
-                .unwrap()
-        };
         let writer = store.writer();
-        assert_eq!(pragma(writer, "wal_autocheckpoint").await, 10_000);
+        assert_eq!(pragma::<i64>(writer, "wal_autocheckpoint").await, 10_000);
         assert_eq!(
-            pragma(writer, "journal_size_limit").await,
+            pragma::<i64>(writer, "journal_size_limit").await,
             i64::try_from(WAL_SIZE_LIMIT).unwrap()
         );
         // 2 = MEMORY: statement journals and sorts never spill to files.
-        assert_eq!(pragma(writer, "temp_store").await, 2);
-        assert_eq!(pragma(store.reader(), "temp_store").await, 2);
+        assert_eq!(pragma::<i64>(writer, "temp_store").await, 2);
+        assert_eq!(pragma::<i64>(store.reader(), "temp_store").await, 2);
     }
 
     #[tokio::test]
