@@ -34,7 +34,9 @@
 //!   waits until a claim of its client token (the account and the token, one
 //!   `text` primary key) has been committed to a second table by a second
 //!   writer of the same kind (`insert … on conflict do nothing`), and only
-//!   then calls AWS: the floor of DESIGN.md §5's phase 1, which must be
+//!   then calls AWS (on SQLite the two writers' connections take turns at
+//!   the file's one write lock, under sqlx's default 5 s busy timeout): the
+//!   floor of DESIGN.md §5's phase 1, which must be
 //!   durable before the AWS call, so that a crash between the two cannot
 //!   apply a change twice. No fingerprint, lease, replay or completion: a
 //!   token already claimed goes on to AWS as a fresh one would.
