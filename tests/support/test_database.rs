@@ -1,7 +1,9 @@
 //! The PostgreSQL databases of the tests: one per test, on the server of
 //! `TEST_DATABASE_URL`, named `test_<unix seconds>_<uuid>` so that they can be
 //! told apart by age and removed. Included by the test binaries that create
-//! them (`#[path = "support/test_database.rs"] mod test_database;`).
+//! them (`#[path = "support/test_database.rs"] mod test_database;`), and by
+//! the library's own unit tests that need a database
+//! (`store::postgres::batch`).
 //!
 //! Nothing drops a database when its test ends (a test's store and server
 //! are still running then). Instead, the first test of each process that

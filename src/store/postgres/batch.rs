@@ -329,6 +329,11 @@ impl<'a> EventColumns<'a> {
     }
 }
 
+/// The test databases' names and reaper, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../../tests/support/test_database.rs"]
+mod test_database;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,15 +341,14 @@ mod tests {
     use crate::store::Store as _;
     use crate::store::postgres::PgStore;
 
-    /// A new database on the PostgreSQL server of `TEST_DATABASE_URL`, as
-    /// the integration tests use.
+    /// A new database on the PostgreSQL server of `TEST_DATABASE_URL`,
+    /// named and reaped as the integration tests' are.
     async fn new_store() -> PgStore {
-        let server = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        // `test_<unix seconds>_<uuid>`, the name the integration tests'
-        // reaper knows (tests/support/test_database.rs).
-        let secs = time::OffsetDateTime::now_utc().unix_timestamp();
-        let url = format!("{server}/test_{secs}_{}", Uuid::new_v4().simple());
+        let url = format!(
+            "{}/{}",
+            test_database::database_server_url(),
+            test_database::fresh_database_name()
+        );
         PgStore::connect(&url, 1).await.expect("a new database")
     }
 
