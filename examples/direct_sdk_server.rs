@@ -97,33 +97,43 @@ type LogLine = (String, tokio::sync::oneshot::Sender<bool>);
 /// The durable log's table: its DDL and its batch insert, for PostgreSQL
 /// (the lines as `$1::text[]`) and for SQLite (the lines as a JSON array).
 const LOG_TABLE: Table = Table {
-    postgres: [
-        "create table if not exists durable_log (seq bigserial primary key, line text not null)",
-        "insert into durable_log (line) select unnest($1::text[])",
-    ],
-    sqlite: [
-        "create table if not exists durable_log (seq integer primary key, line text not null)",
-        "insert into durable_log (line) select value from json_each($1)",
-    ],
+    postgres: Statements {
+        create: "create table if not exists durable_log \
+                 (seq bigserial primary key, line text not null)",
+        insert: "insert into durable_log (line) select unnest($1::text[])",
+    },
+    sqlite: Statements {
+        create: "create table if not exists durable_log \
+                 (seq integer primary key, line text not null)",
+        insert: "insert into durable_log (line) select value from json_each($1)",
+    },
 };
 
 /// The durable claims' table, likewise.
 const CLAIM_TABLE: Table = Table {
-    postgres: [
-        "create table if not exists durable_claim (key text primary key)",
-        "insert into durable_claim (key) select unnest($1::text[]) on conflict do nothing",
-    ],
-    sqlite: [
-        "create table if not exists durable_claim (key text primary key)",
-        "insert or ignore into durable_claim (key) select value from json_each($1)",
-    ],
+    postgres: Statements {
+        create: "create table if not exists durable_claim (key text primary key)",
+        insert: "insert into durable_claim (key) select unnest($1::text[]) \
+                 on conflict do nothing",
+    },
+    sqlite: Statements {
+        create: "create table if not exists durable_claim (key text primary key)",
+        insert: "insert or ignore into durable_claim (key) select value from json_each($1)",
+    },
 };
 
-/// A table of lines: `[DDL, batch insert]` per database.
+/// A table of lines: its statements per database.
 #[derive(Debug, Clone, Copy)]
 struct Table {
-    postgres: [&'static str; 2],
-    sqlite: [&'static str; 2],
+    postgres: Statements,
+    sqlite: Statements,
+}
+
+/// A table's DDL and its batch insert on one database.
+#[derive(Debug, Clone, Copy)]
+struct Statements {
+    create: &'static str,
+    insert: &'static str,
 }
 
 /// The writer's own connection.
@@ -155,10 +165,10 @@ impl Sink {
     async fn create(&mut self, table: Table) -> sqlx::Result<()> {
         match self {
             Self::Postgres(conn) => {
-                sqlx::query(table.postgres[0]).execute(conn).await?;
+                sqlx::query(table.postgres.create).execute(conn).await?;
             }
             Self::Sqlite(conn) => {
-                sqlx::query(table.sqlite[0]).execute(conn).await?;
+                sqlx::query(table.sqlite.create).execute(conn).await?;
             }
         }
         Ok(())
@@ -169,13 +179,13 @@ impl Sink {
     async fn insert(&mut self, table: Table, lines: &[String]) -> anyhow::Result<()> {
         match self {
             Self::Postgres(conn) => {
-                sqlx::query(table.postgres[1])
+                sqlx::query(table.postgres.insert)
                     .bind(lines)
                     .execute(conn)
                     .await?;
             }
             Self::Sqlite(conn) => {
-                sqlx::query(table.sqlite[1])
+                sqlx::query(table.sqlite.insert)
                     .bind(serde_json::to_string(lines)?)
                     .execute(conn)
                     .await?;
