@@ -1774,20 +1774,26 @@ mod postgres_only {
             .await
             .unwrap();
         let append = spawn_append(&store, "bob");
-        // A real database's lock wait: poll until the batch is waiting.
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity \
-                 where datname = current_database() and wait_event_type = 'Lock'",
-            )
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
+        // A real database's lock wait: poll until the batch is waiting, for
+        // less than the writer's batch timeout (10 s), after which the batch
+        // gives up its connection and would never be seen waiting.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_stat_activity \
+                     where datname = current_database() and wait_event_type = 'Lock'",
+                )
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+                if waiting > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
+        .expect("the batch is seen waiting on the chain head's lock within 5 s");
         let in_use = |store: &PgStore| {
             let pool = store.pool();
             pool.size() - u32::try_from(pool.num_idle()).unwrap()
